@@ -1,0 +1,58 @@
+"""Benchmarks: run with `pytest bench --benchmark-only` (the default test run skips them).
+
+Pairs of benchmarks in one group (same benchmark.group) are compared at the end of the
+session: a table of reference-time / our-time ratios, > 1.0 meaning we are faster.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.append(ROOT)
+
+# group -> {impl: median seconds}, filled by the benchmarks (through the bench_record fixture)
+RESULTS = {}
+
+
+def _record(benchmark, group, impl):
+    """Keep the median of a finished benchmark; return isal / it when isal has run."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:  # --benchmark-disable: nothing measured
+        return None
+    times = RESULTS.setdefault(group, {})
+    times[impl] = stats.stats.median
+    ref = times.get("isal")
+    return round(ref / times[impl], 3) if ref and impl != "isal" else None
+
+
+@pytest.fixture
+def bench_record():
+    return _record
+
+
+def pytest_terminal_summary(terminalreporter):
+    rows = []
+    for group, times in sorted(RESULTS.items(), key=lambda kv: (kv[0].split("-")[0], _size(kv[0]))):
+        ref = times.get("isal")
+        if not ref:
+            continue
+        for impl, t in sorted(times.items()):
+            if impl != "isal" and t:
+                rows.append("  %-16s %-8s %10.2f us   isal %10.2f us   ratio %.2fx"
+                            % (group, impl, t * 1e6, ref * 1e6, ref / t))
+    if rows:
+        terminalreporter.write_sep("-", "ISA-L time / our time (> 1.0: ours is faster)")
+        for row in rows:
+            terminalreporter.write_line(row)
+
+
+def _size(group):
+    tail = group.rsplit("-", 1)[-1]
+    mult = {"K": 1 << 10, "M": 1 << 20}.get(tail[-1:], 1)
+    try:
+        return int(tail.rstrip("KM")) * mult
+    except ValueError:
+        return 0

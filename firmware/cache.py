@@ -1,0 +1,99 @@
+# Cache: a fixed number of block slots (set by the board definition), preallocated.
+# Read hit/miss, write-back (dirty slots are destaged by the destage task), LRU
+# replacement of clean slots, and counters.
+#
+# A slot's key is group block * 16 + group id.  `gen` counts writes into a slot, so a
+# destage that raced with a newer host write leaves the slot dirty.
+
+CLEAN = 0
+DIRTY = 1
+PINNED = 2   # dirty, but the group cannot take it (data lost): kept, never evicted
+
+
+def key_of(gid, glba):
+    return glba * 16 + gid
+
+
+class Cache:
+    def __init__(self, nslots, block_size):
+        self.n = nslots
+        self.bs = block_size
+        mem = memoryview(bytearray(nslots * block_size))
+        self.slot = [mem[i * block_size:(i + 1) * block_size] for i in range(nslots)]
+        self.key = [-1] * nslots
+        self.state = bytearray(nslots)
+        self.gen = [0] * nslots
+        self.used = [0] * nslots
+        self.index = {}
+        self.clock = 0
+        self.ndirty = 0
+        self.c = {"read_hits": 0, "read_misses": 0, "write_hits": 0, "write_misses": 0,
+                  "destaged": 0, "evictions": 0, "full_waits": 0, "pinned": 0}
+
+    def lookup(self, key):
+        i = self.index.get(key, -1)
+        if i >= 0:
+            self.clock += 1
+            self.used[i] = self.clock
+        return i
+
+    def alloc(self, key):
+        """A slot for key (LRU clean victim), or -1 if every slot is dirty."""
+        best = -1
+        oldest = 0
+        for i in range(self.n):
+            if self.key[i] < 0:
+                best = i
+                break
+            if self.state[i] == CLEAN and (best < 0 or self.used[i] < oldest):
+                best = i
+                oldest = self.used[i]
+        if best < 0:
+            return -1
+        if self.key[best] >= 0:
+            del self.index[self.key[best]]
+            self.c["evictions"] += 1
+        self.key[best] = key
+        self.index[key] = best
+        self.state[best] = CLEAN
+        self.clock += 1
+        self.used[best] = self.clock
+        return best
+
+    def mark_dirty(self, i):
+        if self.state[i] == CLEAN:
+            self.ndirty += 1
+        self.state[i] = DIRTY
+        self.gen[i] += 1
+
+    def mark_clean(self, i, gen):
+        """After a destage of generation `gen`: clean unless rewritten since."""
+        if self.gen[i] == gen and self.state[i] != CLEAN:
+            self.state[i] = CLEAN
+            self.ndirty -= 1
+            self.c["destaged"] += 1
+            return True
+        return False
+
+    def pin(self, i):
+        if self.state[i] == DIRTY:
+            self.state[i] = PINNED
+            self.c["pinned"] += 1
+
+    def dirty_slots(self):
+        return [i for i in range(self.n) if self.state[i] == DIRTY]
+
+    def drop_group(self, gid):
+        """Forget every clean slot of a group (after its layout changed)."""
+        for i in range(self.n):
+            k = self.key[i]
+            if k >= 0 and k % 16 == gid and self.state[i] == CLEAN:
+                del self.index[k]
+                self.key[i] = -1
+
+    def info(self):
+        d = dict(self.c)
+        d["slots"] = self.n
+        d["dirty"] = self.ndirty
+        d["used"] = len(self.index)
+        return d

@@ -1,0 +1,164 @@
+# Channel adapter (CHA): host-port requests.  Checks every field before touching any
+# state, then reads through the cache (hit, or miss staged under the RAID lock) and
+# writes into the cache (write-back; the destage task writes dirty slots to the group).
+import struct
+
+from firmware import wire
+from firmware.cache import CLEAN, DIRTY, key_of
+from firmware.raid import GOOD, locate, row_blocks
+
+
+def _volume(u, vol):
+    vols = u.sm.t.get("volumes")
+    if not vols:
+        return None
+    for v in vols:
+        if v["id"] == vol:
+            return v
+    return None
+
+
+async def handle(u, req):
+    link = u.link
+    p = req.payload()
+    kind = req.kind
+    if len(p) < 2:
+        return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)
+    vol = p[0] | (p[1] << 8)
+    v = _volume(u, vol)
+    if v is None:
+        return link.respond(req.ch, kind, req.seq, wire.E_NO_VOLUME)
+    g = u.group(v["group"])
+    bs = u.bs
+    if kind == wire.K_VOLINFO:
+        return link.respond(req.ch, kind, req.seq, wire.OK, struct.pack("<II", v["blocks"], bs))
+    if kind == wire.K_FLUSH:
+        await destage(u)
+        st = wire.OK if u.cache.ndirty == 0 else wire.E_DATA_LOST
+        return link.respond(req.ch, kind, req.seq, st)
+    if len(p) < wire.IO_HEAD_LEN:
+        return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)
+    _, lba, count = struct.unpack_from(wire.IO_HEAD, p, 0)
+    if count == 0 or lba + count > v["blocks"]:
+        return link.respond(req.ch, kind, req.seq, wire.E_OUT_OF_RANGE)
+    nbytes = count * bs
+    glba = v["start"] + lba
+    if kind == wire.K_WRITE:
+        if len(p) != wire.IO_HEAD_LEN + nbytes:
+            return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)
+        await write_blocks(u, g, glba, count, p[wire.IO_HEAD_LEN:])
+        if u.write_through:
+            await destage(u)
+        return link.respond(req.ch, kind, req.seq, wire.OK)
+    # K_READ: the data is assembled in the request's own buffer
+    if nbytes + 1 > link.max_payload:
+        return link.respond(req.ch, kind, req.seq, wire.E_TOO_LONG)
+    out = req.mv[:nbytes]
+    st = await read_blocks(u, g, glba, count, out)
+    if st not in GOOD:
+        return link.respond(req.ch, kind, req.seq, st)
+    return link.respond(req.ch, kind, req.seq, wire.OK, out)
+
+
+async def write_blocks(u, g, glba, count, data):
+    c = u.cache
+    bs = u.bs
+    gid = g["id"]
+    for i in range(count):
+        key = key_of(gid, glba + i)
+        s = c.lookup(key)
+        if s >= 0:
+            c.c["write_hits"] += 1
+        else:
+            c.c["write_misses"] += 1
+            s = c.alloc(key)
+            while s < 0:  # every slot dirty: wait for the destage task to free one
+                c.c["full_waits"] += 1
+                u.slot_ev.clear()
+                u.destage_ev.set()
+                await u.slot_ev.wait()
+                s = c.lookup(key)
+                if s < 0:
+                    s = c.alloc(key)
+        c.slot[s][:] = data[i * bs:(i + 1) * bs]
+        c.mark_dirty(s)
+    if c.ndirty >= u.high_water:
+        u.destage_ev.set()
+
+
+async def read_blocks(u, g, glba, count, out):
+    c = u.cache
+    bs = u.bs
+    gid = g["id"]
+    worst = wire.OK
+    for i in range(count):
+        key = key_of(gid, glba + i)
+        dst = out[i * bs:(i + 1) * bs]
+        s = c.lookup(key)
+        if s >= 0:
+            c.c["read_hits"] += 1
+            dst[:] = c.slot[s]
+            continue
+        c.c["read_misses"] += 1
+        async with u.raid.lock:
+            st = await u.raid.read_block(g, glba + i, dst)
+            if st not in GOOD:
+                return st
+            s = c.lookup(key)   # a host write may have landed while we read
+            if s >= 0:
+                dst[:] = c.slot[s]
+            else:
+                s = c.alloc(key)
+                if s >= 0:
+                    c.slot[s][:] = dst
+    return worst
+
+
+async def destage(u):
+    """Write every dirty slot to its group: full RAID5 rows in one go when the whole
+    row is cached, otherwise block by block (read-modify-write)."""
+    c = u.cache
+    raid = u.raid
+    stage = raid.stage
+    for s in c.dirty_slots():
+        async with raid.lock:
+            if c.state[s] != DIRTY:
+                continue
+            key = c.key[s]
+            gid = key % 16
+            glba = key // 16
+            g = u.group(gid)
+            if g["level"] == 5:
+                row, _, _ = locate(g, glba)
+                blocks = row_blocks(g, row)
+                slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in blocks]
+                if -1 not in slots:
+                    bufs = []
+                    gens = []
+                    for k in range(len(slots)):
+                        if slots[k] == -2:
+                            bufs.append(None)
+                            gens.append(0)
+                        else:
+                            stage[k][:] = c.slot[slots[k]]
+                            bufs.append(stage[k])
+                            gens.append(c.gen[slots[k]])
+                    st = await raid.write_row(g, row, bufs)
+                    for k in range(len(slots)):
+                        if slots[k] >= 0 and c.state[slots[k]] != CLEAN:
+                            _done(u, slots[k], gens[k], st)
+                    continue
+            stage[0][:] = c.slot[s]
+            gen = c.gen[s]
+            st = await raid.write_block(g, glba, stage[0])
+            _done(u, s, gen, st)
+    u.slot_ev.set()
+
+
+def _done(u, s, gen, st):
+    c = u.cache
+    if st in GOOD:
+        c.mark_clean(s, gen)
+    else:
+        c.pin(s)
+        u.warn("destage of slot %d failed: %s; data kept in cache" % (s, wire.status_name(st)))

@@ -1,0 +1,66 @@
+# Disk adapter (DKA): drive I/O as frames on the drive channels, and the per-drive
+# counters kept in the SM "drives" table (reads, writes, and every error status the
+# harness's drives return, by type).
+import struct
+
+from firmware import wire
+
+# Counter names per drive status.
+_ERR = {
+    wire.RECOVERED: "recovered",
+    wire.E_MEDIUM: "medium",
+    wire.E_WRITE_FAULT: "write_fault",
+    wire.E_NOT_READY: "not_ready",
+    wire.E_TIMEOUT: "timeout",
+}
+
+FAILED = "failed"
+
+
+class DKA:
+    def __init__(self, unit):
+        self.u = unit
+        self.link = unit.link
+        self.head = bytearray(wire.DIO_HEAD_LEN)
+        self.observers = []   # callables(d, op, status): features watching drive health
+
+    def drive(self, d):
+        return self.u.sm.t["drives"][d]
+
+    def usable(self, d):
+        return 0 <= d < len(self.u.sm.t["drives"]) and self.drive(d)["state"] != FAILED
+
+    async def start(self, d, op, lba, count, buf):
+        """Issue a drive read (op 'r', data lands in buf) or write (buf is the data)."""
+        struct.pack_into(wire.DIO_HEAD, self.head, 0, lba, count)
+        if op == "r":
+            return await self.link.start(wire.CH_DRIVE + d, wire.K_DREAD, self.head, b"", buf)
+        return await self.link.start(wire.CH_DRIVE + d, wire.K_DWRITE, self.head, buf)
+
+    async def finish(self, d, op, p):
+        st = await self.link.finish(p)
+        self.account(d, op, st)
+        return st
+
+    def account(self, d, op, st):
+        dr = self.drive(d)
+        c = dr["io"]
+        c[op] += 1
+        if st != wire.OK:
+            name = _ERR.get(st, "other")
+            key = op + "_" + name
+            c[key] = c.get(key, 0) + 1
+        for ob in self.observers:
+            ob(d, op, st)
+
+    async def read(self, d, lba, count, into):
+        if not self.usable(d):
+            return wire.E_NOT_READY
+        p = await self.start(d, "r", lba, count, into)
+        return await self.finish(d, "r", p)
+
+    async def write(self, d, lba, count, data):
+        if not self.usable(d):
+            return wire.E_NOT_READY
+        p = await self.start(d, "w", lba, count, data)
+        return await self.finish(d, "w", p)

@@ -1,0 +1,242 @@
+# Management (service processor) commands: JSON in, status + JSON out.
+# Every command validates all its fields before it changes anything.
+import json
+
+from firmware import cha, wire
+from firmware.raid import capacity
+
+PEER_PING = 0x01
+
+
+def _int(d, k, lo=0, hi=1 << 40):
+    v = d.get(k)
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        raise ValueError("%s must be an integer in [%d, %d], got %r" % (k, lo, hi, v))
+    return v
+
+
+def build_tables(cfg, board):
+    """Validate a configuration; return the SM tables it defines (raises ValueError)."""
+    if not isinstance(cfg, dict):
+        raise ValueError("config must be an object")
+    bs = _int(cfg, "block_size", 512, 65536)
+    if bs & (bs - 1):
+        raise ValueError("block_size must be a power of two, got %d" % bs)
+    if bs + wire.IO_HEAD_LEN > board["max_payload"]:
+        raise ValueError("block_size %d does not fit the board's %d-byte frames" % (bs, board["max_payload"]))
+    mode = cfg.get("cache_mode", "write-back")
+    if mode not in ("write-back", "write-through"):
+        raise ValueError("cache_mode must be write-back or write-through")
+    dl = cfg.get("drives")
+    if not isinstance(dl, list) or not dl or len(dl) > 64:
+        raise ValueError("drives must be a list of 1..64 drives")
+    drives = []
+    for i in range(len(dl)):
+        drives.append({"id": i, "blocks": _int(dl[i], "blocks", 1), "state": "normal",
+                       "io": {"r": 0, "w": 0}})
+    used = {}
+    groups = []
+    for gc in cfg.get("groups", []):
+        gid = _int(gc, "id", 0, 15)
+        if any(g["id"] == gid for g in groups):
+            raise ValueError("group %d defined twice" % gid)
+        level = gc.get("level")
+        if level not in (1, 5):
+            raise ValueError("group %d: level must be 1 or 5, got %r" % (gid, level))
+        mem = gc.get("members")
+        if not isinstance(mem, list):
+            raise ValueError("group %d: members must be a list" % gid)
+        least = 3 if level == 5 else 2
+        if len(mem) < least or len(mem) > board["max_members"]:
+            raise ValueError("group %d: RAID%d needs %d..%d members, got %d"
+                             % (gid, level, least, board["max_members"], len(mem)))
+        for d in mem:
+            if not isinstance(d, int) or d < 0 or d >= len(drives):
+                raise ValueError("group %d: no drive %r" % (gid, d))
+            if d in used:
+                raise ValueError("group %d: drive %d already in group %d" % (gid, d, used[d]))
+            used[d] = gid
+        chunk = _int(gc, "chunk", 1, 1 << 16) if "chunk" in gc else 1
+        rows = min(drives[d]["blocks"] for d in mem)
+        if "rows" in gc:
+            rows = _int(gc, "rows", 1, rows)
+        spares = gc.get("spares", [])
+        for s in spares:
+            if not isinstance(s, int) or s < 0 or s >= len(drives) or s in mem:
+                raise ValueError("group %d: bad spare %r" % (gid, s))
+        groups.append({"id": gid, "level": level, "members": list(mem), "chunk": chunk,
+                       "rows": rows, "capacity": capacity(level, len(mem), rows, chunk),
+                       "failed": [], "state": "normal", "spares": list(spares),
+                       "rebuild": None, "auto_rebuild": bool(gc.get("auto_rebuild", True))})
+    for g in groups:
+        for s in g["spares"]:
+            if s in used:
+                raise ValueError("group %d: spare drive %d is a member of group %d" % (g["id"], s, used[s]))
+            drives[s]["state"] = "spare"
+    vols = []
+    for vc in cfg.get("volumes", []):
+        vid = _int(vc, "id", 0, 65535)
+        if any(v["id"] == vid for v in vols):
+            raise ValueError("volume %d defined twice" % vid)
+        gid = _int(vc, "group", 0, 15)
+        g = [x for x in groups if x["id"] == gid]
+        if not g:
+            raise ValueError("volume %d: no group %d" % (vid, gid))
+        start = _int(vc, "start", 0) if "start" in vc else 0
+        blocks = _int(vc, "blocks", 1)
+        if start + blocks > g[0]["capacity"]:
+            raise ValueError("volume %d: blocks [%d, %d) exceed group %d's %d blocks"
+                             % (vid, start, start + blocks, gid, g[0]["capacity"]))
+        for v in vols:
+            if v["group"] == gid and start < v["start"] + v["blocks"] and v["start"] < start + blocks:
+                raise ValueError("volume %d overlaps volume %d" % (vid, v["id"]))
+        vols.append({"id": vid, "group": gid, "start": start, "blocks": blocks})
+    return {"config": cfg, "drives": drives, "groups": groups, "volumes": vols, "warnings": []}
+
+
+def table(u, name):
+    if name == "jobs":
+        return u.jobs.table()
+    if name == "cache":
+        return u.cache.info() if u.cache else None
+    if name == "link":
+        return u.link.counters()
+    if name == "raid":
+        r = u.raid
+        return {"repaired": r.repaired, "lost_reads": r.lost_reads} if r else None
+    if name == "mem":
+        return mem(u)
+    if name in u.sm.t:
+        return u.sm.t[name]
+    raise KeyError(name)
+
+
+def mem(u):
+    import gc
+
+    gc.collect()
+    u.note_mem()
+    d = {"peak": u.mem_peak}
+    try:
+        d["alloc"] = gc.mem_alloc()
+        d["free"] = gc.mem_free()
+    except AttributeError:
+        pass
+    try:
+        import micropython
+
+        d["heap_peak"] = micropython.mem_peak()
+    except (ImportError, AttributeError):
+        pass
+    return d
+
+
+TABLES = ("config", "drives", "groups", "volumes", "warnings", "boot", "jobs", "cache", "link",
+          "raid", "mem")
+
+
+async def run(u, cmd):
+    """Execute one command; return (status, reply dict)."""
+    op = cmd.get("op")
+    if op == "info":
+        d = json.loads(u.hello())
+        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem")]
+        return wire.OK, d
+    if op == "table":
+        try:
+            return wire.OK, {"table": table(u, cmd.get("name"))}
+        except KeyError:
+            return wire.E_BAD_PARAM, {"error": "no table %r" % (cmd.get("name"),)}
+    if op == "configure":
+        if u.configured() and not cmd.get("force"):
+            return wire.E_STATE, {"error": "unit already configured (use force to replace)"}
+        try:
+            tables = build_tables(cmd.get("config"), u.board)
+        except ValueError as e:
+            return wire.E_BAD_PARAM, {"error": str(e)}
+        boot = u.sm.t.get("boot", {"count": 1})
+        u.sm.t = tables
+        u.sm.t["boot"] = boot
+        u.sm.save()
+        u.setup()
+        return wire.OK, {"groups": [{"id": g["id"], "capacity": g["capacity"]} for g in tables["groups"]]}
+    if not u.configured():
+        return wire.E_STATE, {"error": "unit not configured"}
+    if op == "fail_drive":
+        d = cmd.get("drive")
+        if not isinstance(d, int) or d < 0 or d >= len(u.sm.t["drives"]):
+            return wire.E_BAD_PARAM, {"error": "no drive %r" % (d,)}
+        u.fail_drive(d, cmd.get("why", "operator"))
+        return wire.OK, {}
+    if op == "rebuild":
+        g = u.group(cmd.get("group"))
+        if g is None:
+            return wire.E_BAD_PARAM, {"error": "no group %r" % (cmd.get("group"),)}
+        err = u.start_rebuild(g, cmd.get("spare", -1))
+        return (wire.E_STATE, {"error": err}) if err else (wire.OK, {})
+    if op == "job":
+        job = u.jobs.get(cmd.get("name"))
+        if job is None:
+            return wire.E_BAD_PARAM, {"error": "no job %r" % (cmd.get("name"),)}
+        act = cmd.get("action")
+        if act == "pause":
+            job.pause()
+        elif act == "resume":
+            job.resume()
+        elif act == "step":
+            n = cmd.get("n", 1)
+            if not isinstance(n, int) or n < 1:
+                return wire.E_BAD_PARAM, {"error": "step needs n >= 1"}
+            job.step(n)
+        elif act != "info":
+            return wire.E_BAD_PARAM, {"error": "job action must be pause, resume, step or info"}
+        return wire.OK, {"job": job.info()}
+    if op == "flush":
+        await cha.destage(u)
+        return (wire.OK if u.cache.ndirty == 0 else wire.E_DATA_LOST), {"dirty": u.cache.ndirty}
+    if op == "save":
+        u.sm.save()
+        return wire.OK, {"saves": u.sm.saves}
+    if op == "peer_ping":
+        k = cmd.get("peer")
+        if not isinstance(k, int) or k < 0 or k > 15:
+            return wire.E_BAD_PARAM, {"error": "peer must be 0..15"}
+        data = str(cmd.get("data", "")).encode()
+        buf = bytearray(256)
+        p = await u.link.start(wire.CH_PEER + k, wire.K_PEER, bytes([PEER_PING]), data, buf)
+        st = await u.link.finish(p, cmd.get("timeout_ms", 3000))
+        return st, {"reply": bytes(buf[:p.n]).decode() if st == wire.OK else "",
+                    "status": wire.status_name(st)}
+    return wire.E_UNKNOWN_KIND, {"error": "unknown op %r" % (op,)}
+
+
+async def handle(u, req):
+    try:
+        cmd = json.loads(bytes(req.payload()))
+        if not isinstance(cmd, dict):
+            raise ValueError("command must be a JSON object")
+    except ValueError as e:
+        st, reply = wire.E_BAD_PARAM, {"error": "malformed command: %s" % e}
+    else:
+        st, reply = await run(u, cmd)
+    out = json.dumps(reply).encode()
+    if len(out) + 1 > u.link.max_payload:
+        st = wire.E_TOO_LONG
+        out = json.dumps({"error": "reply of %d bytes exceeds the %d-byte frame"
+                          % (len(out), u.link.max_payload)}).encode()
+    u.link.respond(req.ch, req.kind, req.seq, st, out)
+
+
+async def peer_request(u, req):
+    p = req.payload()
+    if len(p) < 1:
+        return u.link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
+    sub = p[0]
+    if sub == PEER_PING:
+        name = u.board.get("unit", u.board["name"])
+        return u.link.respond(req.ch, req.kind, req.seq, wire.OK,
+                              b"pong " + name.encode() + b" " + bytes(p[1:]))
+    h = u.peer_handlers.get(sub)
+    if h is None:
+        return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
+    await h(u, req, p)

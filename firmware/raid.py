@@ -1,0 +1,256 @@
+# RAID groups: RAID1 (mirror) and RAID5 (rotating parity, left-symmetric), per-block
+# reads and writes with one member failed, repair of unreadable blocks, rebuild rows.
+#
+# A group's members all hold `rows` blocks; a "row" is one block on every member.
+# Group table (SM "groups"): id, level, members [drive ids], chunk, rows, capacity,
+# failed [member indexes], state, spares [drive ids], rebuild {member, spare, pointer,
+# lost [rows], paused} or None.
+#
+# Every method here is called with `self.lock` held: the scratch buffers are shared.
+import asyncio
+
+from firmware import core, wire
+
+GOOD = (wire.OK, wire.RECOVERED)
+# Drive statuses that mean "this drive is gone" (as opposed to one bad block).
+_DRIVE_LOST = (wire.E_NOT_READY, wire.E_WRITE_FAULT, wire.E_TIMEOUT)
+
+
+def locate(g, glba):
+    """Group block -> (row, data member, parity member or -1)."""
+    if g["level"] == 1:
+        return glba, 0, -1
+    n = len(g["members"])
+    chunk = g["chunk"]
+    stripe, within = divmod(glba, chunk * (n - 1))
+    dcol, off = divmod(within, chunk)
+    p = (n - 1) - stripe % n
+    return stripe * chunk + off, (p + 1 + dcol) % n, p
+
+
+def row_blocks(g, row):
+    """RAID5: the group block held by each data member of a row, in member order
+    (None at the parity member)."""
+    n = len(g["members"])
+    chunk = g["chunk"]
+    stripe, off = divmod(row, chunk)
+    p = (n - 1) - stripe % n
+    out = [None] * n
+    base = stripe * chunk * (n - 1) + off
+    for dcol in range(n - 1):
+        out[(p + 1 + dcol) % n] = base + dcol * chunk
+    return out
+
+
+def capacity(level, nmembers, rows, chunk):
+    if level == 1:
+        return rows
+    return (rows // chunk) * chunk * (nmembers - 1)
+
+
+class Raid:
+    def __init__(self, unit, block_size, max_members):
+        self.u = unit
+        self.dka = unit.dka
+        self.bs = block_size
+        self.lock = asyncio.Lock()
+        self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
+        # destage copies cache slots here first, so parity and data leave consistent
+        # even if a host write lands in the slot while the drive I/O is in flight
+        self.stage = [memoryview(bytearray(block_size)) for _ in range(max_members)]
+        self.repaired = 0
+        self.lost_reads = 0
+
+    # ---- membership -----------------------------------------------------
+    def drive_of(self, g, m, row):
+        """Drive that holds member m's block of `row` now, or -1 if none does."""
+        if m in g["failed"]:
+            rb = g["rebuild"]
+            if rb and rb["member"] == m and row < rb["pointer"]:
+                d = rb["spare"]
+                return d if self.dka.usable(d) else -1
+            return -1
+        d = g["members"][m]
+        return d if self.dka.usable(d) else -1
+
+    def _lost(self, g, d, st):
+        """A drive stopped answering: fail it (and whatever it was doing)."""
+        if st in _DRIVE_LOST:
+            self.u.fail_drive(d, wire.status_name(st))
+
+    async def _io_all(self, ops):
+        """Run drive ops [(d, 'r'|'w', row, buf)] in parallel; return their statuses."""
+        ps = []
+        for d, op, row, buf in ops:
+            ps.append(await self.dka.start(d, op, row, 1, buf))
+        sts = []
+        for i in range(len(ops)):
+            d, op, _, _ = ops[i]
+            sts.append(await self.dka.finish(d, op, ps[i]))
+        return sts
+
+    # ---- reads ------------------------------------------------------------
+    async def read_block(self, g, glba, into):
+        row, m, _ = locate(g, glba)
+        if g["level"] == 1:
+            return await self._read_mirror(g, row, into)
+        d = self.drive_of(g, m, row)
+        if d >= 0:
+            st = await self.dka.read(d, row, 1, into)
+            if st in GOOD:
+                return st
+            self._lost(g, d, st)
+            st = await self.reconstruct(g, row, m, into)
+            if st in GOOD and self.drive_of(g, m, row) == d:
+                # S: the block was unreadable but the drive is alive: rewrite it (repair)
+                if await self.dka.write(d, row, 1, into) == wire.OK:
+                    self.repaired += 1
+            return st
+        return await self.reconstruct(g, row, m, into)
+
+    async def _read_mirror(self, g, row, into):
+        bad = []
+        for m in range(len(g["members"])):
+            d = self.drive_of(g, m, row)
+            if d < 0:
+                continue
+            st = await self.dka.read(d, row, 1, into)
+            if st in GOOD:
+                for bd in bad:  # repair the copies that could not be read
+                    if self.dka.usable(bd) and await self.dka.write(bd, row, 1, into) == wire.OK:
+                        self.repaired += 1
+                return st
+            self._lost(g, d, st)
+            if st == wire.E_MEDIUM:
+                bad.append(d)
+        self.lost_reads += 1
+        return wire.E_DATA_LOST
+
+    async def reconstruct(self, g, row, m, into):
+        """RAID5: member m's block of row = XOR of every other member's block."""
+        ops = []
+        n = len(g["members"])
+        k = 0
+        for o in range(n):
+            if o == m:
+                continue
+            d = self.drive_of(g, o, row)
+            if d < 0:
+                self.lost_reads += 1
+                return wire.E_DATA_LOST
+            ops.append((d, "r", row, self.scratch[k]))
+            k += 1
+        sts = await self._io_all(ops)
+        for i in range(len(ops)):
+            if sts[i] not in GOOD:
+                self._lost(g, ops[i][0], sts[i])
+                self.lost_reads += 1
+                return wire.E_DATA_LOST
+        core.xor_into(into, self.scratch[:k])
+        return wire.OK
+
+    # ---- writes -------------------------------------------------------------
+    async def write_block(self, g, glba, data):
+        """Write one group block (RAID5: read-modify-write of data and parity)."""
+        row, m, p = locate(g, glba)
+        if g["level"] == 1:
+            return await self._write_ops(g, [(self.drive_of(g, k, row), "w", row, data)
+                                             for k in range(len(g["members"]))])
+        dm = self.drive_of(g, m, row)
+        dp = self.drive_of(g, p, row)
+        if dp < 0:
+            if dm < 0:
+                return wire.E_DATA_LOST
+            return await self._write_ops(g, [(dm, "w", row, data)])
+        if dm < 0:
+            # data member missing: parity = XOR(new data, the other data blocks)
+            return await self._reconstruct_write(g, row, m, p, data)
+        old = self.scratch[0]
+        ppar = self.scratch[1]
+        sts = await self._io_all([(dm, "r", row, old), (dp, "r", row, ppar)])
+        if sts[0] not in GOOD or sts[1] not in GOOD:
+            for i, d in ((0, dm), (1, dp)):
+                if sts[i] not in GOOD:
+                    self._lost(g, d, sts[i])
+            # an old block is unreadable: write the row from the other data blocks instead
+            return await self._reconstruct_write(g, row, m, p, data)
+        core.parity_update(ppar, old, data)
+        return await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
+
+    async def _reconstruct_write(self, g, row, m, p, data):
+        """Parity = XOR(new data, every other data block); write both."""
+        n = len(g["members"])
+        ops = []
+        k = 0
+        for o in range(n):
+            if o == m or o == p:
+                continue
+            d = self.drive_of(g, o, row)
+            if d < 0:
+                return wire.E_DATA_LOST
+            ops.append((d, "r", row, self.scratch[k]))
+            k += 1
+        sts = await self._io_all(ops)
+        for i in range(len(ops)):
+            if sts[i] not in GOOD:
+                self._lost(g, ops[i][0], sts[i])
+                return wire.E_DATA_LOST
+        par = self.scratch[-1]
+        srcs = self.scratch[:k]
+        srcs.append(data)
+        core.xor_into(par, srcs)
+        w = [(self.drive_of(g, p, row), "w", row, par)]
+        dm = self.drive_of(g, m, row)
+        if dm >= 0:
+            w.append((dm, "w", row, data))
+        return await self._write_ops(g, w)
+
+    async def write_row(self, g, row, blocks):
+        """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
+        n = len(g["members"])
+        par = self.scratch[-1]
+        core.xor_into(par, [b for b in blocks if b is not None])
+        ops = []
+        for m in range(n):
+            buf = par if blocks[m] is None else blocks[m]
+            ops.append((self.drive_of(g, m, row), "w", row, buf))
+        return await self._write_ops(g, ops)
+
+    async def _write_ops(self, g, ops):
+        """Issue the writes that have a drive; the row survives if at most one member
+        of the group is missing afterwards."""
+        live = [op for op in ops if op[0] >= 0]
+        sts = await self._io_all(live)
+        for i in range(len(live)):
+            if sts[i] != wire.OK and sts[i] != wire.RECOVERED:
+                self.u.fail_drive(live[i][0], wire.status_name(sts[i]))
+        ok = sum(1 for s in sts if s in GOOD)
+        if ok == 0:
+            return wire.E_DATA_LOST
+        if g["level"] == 5 and len(g["failed"]) > 1:
+            return wire.E_DATA_LOST
+        return wire.OK
+
+    # ---- rebuild ---------------------------------------------------------------
+    async def rebuild_row(self, g, row):
+        """Recreate the failed member's block of `row` on the spare; return a status."""
+        rb = g["rebuild"]
+        m = rb["member"]
+        buf = self.scratch[-1]
+        if g["level"] == 1:
+            st = wire.E_DATA_LOST
+            for k in range(len(g["members"])):
+                d = self.drive_of(g, k, row)
+                if k != m and d >= 0:
+                    st = await self.dka.read(d, row, 1, buf)
+                    if st in GOOD:
+                        break
+                    self._lost(g, d, st)
+        else:
+            st = await self.reconstruct(g, row, m, buf)
+        if st not in GOOD:
+            return st
+        st = await self.dka.write(rb["spare"], row, 1, buf)
+        if st not in GOOD:
+            self.u.fail_drive(rb["spare"], wire.status_name(st))
+        return st

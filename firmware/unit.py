@@ -1,0 +1,246 @@
+# A storage unit: boots from its board definition and persisted shared memory, then
+# runs the link reader, the request workers (CHA / management / peer), the destage
+# task, the SM saver and the background jobs as cooperative asyncio tasks.
+import asyncio
+import json
+import sys
+
+from firmware import cha, core, mgmt, wire
+from firmware.cache import Cache
+from firmware.dka import DKA, FAILED
+from firmware.jobs import DONE, Job, Jobs
+from firmware.link import Link, sleep_ms, wait_ms
+from firmware.raid import GOOD, Raid
+from firmware.sm import SharedMemory
+
+BOARD_DEFAULTS = {
+    "name": "board",
+    "max_payload": 16384,   # largest frame payload the board accepts
+    "cache_slots": 64,
+    "max_members": 8,
+    "workers": 4,
+    "destage_ms": 20,
+    "save_ms": 500,
+}
+MAX_WARNINGS = 32
+
+
+class Unit:
+    def __init__(self, board, port, sm_path="sm.json"):
+        b = dict(BOARD_DEFAULTS)
+        b.update(board)
+        self.board = b
+        self.sm = SharedMemory(sm_path)
+        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8)
+        self.link.handler = self.handle
+        self.dka = DKA(self)
+        self.jobs = Jobs()
+        self.cache = None
+        self.raid = None
+        self.bs = 0
+        self.write_through = False
+        self.high_water = 1
+        self.destage_ev = asyncio.Event()
+        self.slot_ev = asyncio.Event()
+        self.peer_handlers = {}    # subtype byte -> async handler(u, req, payload)
+        self.mem_peak = 0
+
+    # ---- configuration -----------------------------------------------------
+    def configured(self):
+        return "config" in self.sm.t
+
+    def group(self, gid):
+        for g in self.sm.t["groups"]:
+            if g["id"] == gid:
+                return g
+        return None
+
+    def setup(self):
+        """Build the runtime (cache, RAID) from the SM tables."""
+        cfg = self.sm.t["config"]
+        self.bs = cfg["block_size"]
+        self.write_through = cfg.get("cache_mode", "write-back") == "write-through"
+        n = self.board["cache_slots"]
+        self.cache = Cache(n, self.bs)
+        self.high_water = max(1, n // 2)
+        self.raid = Raid(self, self.bs, self.board["max_members"])
+        for g in self.sm.t["groups"]:
+            rb = g.get("rebuild")
+            if rb:
+                self.start_rebuild_job(g)
+
+    def warn(self, text):
+        w = self.sm.t.setdefault("warnings", [])
+        w.append(text)
+        if len(w) > MAX_WARNINGS:
+            w.pop(0)
+        self.sm.dirty = True
+        try:
+            self.link.log(text.encode())
+        except Exception:
+            pass
+
+    # ---- drive failure and rebuild ------------------------------------------------
+    def fail_drive(self, d, why):
+        drives = self.sm.t["drives"]
+        dr = drives[d]
+        if dr["state"] == FAILED:
+            return
+        dr["state"] = FAILED
+        dr["why"] = why
+        self.warn("drive %d failed (%s)" % (d, why))
+        for g in self.sm.t["groups"]:
+            if d in g["spares"]:
+                g["spares"].remove(d)
+            rb = g["rebuild"]
+            if rb and rb["spare"] == d:
+                g["rebuild"] = None
+                g["state"] = "degraded"
+                job = self.jobs.get("rebuild%d" % g["id"])
+                if job:
+                    job.state = "failed"
+                    job.note = "spare drive %d failed" % d
+                    job.ev.set()
+                self.warn("group %d: rebuild stopped, spare drive %d failed" % (g["id"], d))
+            if d in g["members"]:
+                m = g["members"].index(d)
+                if m not in g["failed"]:
+                    g["failed"].append(m)
+                if len(g["failed"]) > 1:
+                    g["state"] = "failed"
+                    self.warn("group %d has lost %d members: data lost" % (g["id"], len(g["failed"])))
+                else:
+                    g["state"] = "degraded" if not g["rebuild"] else g["state"]
+                    self.warn("group %d degraded (member %d, drive %d)" % (g["id"], m, d))
+                    if g.get("auto_rebuild", True) and not g["rebuild"]:
+                        self.start_rebuild(g)
+        self.sm.save()
+
+    def start_rebuild(self, g, spare=-1):
+        """Rebuild the failed member of g onto a spare; return an error text or None."""
+        if len(g["failed"]) != 1:
+            return "group %d has %d failed members; rebuild needs exactly one" % (
+                g["id"], len(g["failed"]))
+        if g["rebuild"]:
+            return "group %d is already rebuilding" % g["id"]
+        cands = g["spares"] if spare < 0 else [spare]
+        for s in cands:
+            if s in g["spares"] and self.dka.usable(s) and self.sm.t["drives"][s]["blocks"] >= g["rows"]:
+                g["rebuild"] = {"member": g["failed"][0], "spare": s, "pointer": 0, "lost": []}
+                g["state"] = "rebuilding"
+                self.sm.t["drives"][s]["state"] = "rebuilding"
+                self.sm.save()
+                self.start_rebuild_job(g)
+                self.warn("group %d: rebuild onto drive %d started" % (g["id"], s))
+                return None
+        return "group %d: no usable spare" % g["id"]
+
+    def start_rebuild_job(self, g):
+        rb = g["rebuild"]
+        name = "rebuild%d" % g["id"]
+        job = self.jobs.add(Job(name, "rebuild", g["rows"], rb["pointer"], rb.get("paused", False)))
+        asyncio.create_task(self._rebuild(g, rb, job))
+
+    async def _rebuild(self, g, rb, job):
+        raid = self.raid
+        every = max(1, g["rows"] // 64)
+        while rb["pointer"] < g["rows"]:
+            await job.gate()
+            if g["rebuild"] is not rb:
+                return
+            row = rb["pointer"]
+            async with raid.lock:
+                st = await raid.rebuild_row(g, row)
+            if g["rebuild"] is not rb:
+                return
+            if st == wire.E_DATA_LOST:
+                if len(rb["lost"]) < 64:
+                    rb["lost"].append(row)
+                rb["nlost"] = rb.get("nlost", 0) + 1
+            elif st not in GOOD:
+                return
+            rb["pointer"] = row + 1
+            job.pointer = row + 1
+            if job.pointer % every == 0:
+                self.sm.dirty = True
+        m = rb["member"]
+        old = g["members"][m]
+        g["members"][m] = rb["spare"]
+        g["failed"].remove(m)
+        g["spares"].remove(rb["spare"])
+        self.sm.t["drives"][rb["spare"]]["state"] = "normal"
+        g["rebuild"] = None
+        g["state"] = "normal" if not g["failed"] else "degraded"
+        job.state = DONE
+        nl = rb.get("nlost", 0)
+        job.note = "replaced drive %d; %d rows lost" % (old, nl)
+        self.warn("group %d: rebuild onto drive %d complete (%d rows lost)" % (g["id"], rb["spare"], nl))
+        self.sm.save()
+
+    # ---- requests ----------------------------------------------------------------
+    async def handle(self, req):
+        ch = req.ch
+        if ch == wire.CH_MGMT:
+            return await mgmt.handle(self, req)
+        if not self.configured():
+            return self.link.respond(ch, req.kind, req.seq, wire.E_STATE)
+        if ch < wire.CH_DRIVE:
+            return await cha.handle(self, req)
+        if wire.CH_PEER <= ch < wire.CH_MGMT:
+            return await mgmt.peer_request(self, req)
+        self.link.respond(ch, req.kind, req.seq, wire.E_UNKNOWN_CHANNEL)
+
+    # ---- tasks ------------------------------------------------------------------
+    async def destager(self):
+        while True:
+            try:
+                await wait_ms(self.destage_ev.wait(), self.board["destage_ms"])
+            except asyncio.TimeoutError:
+                pass
+            self.destage_ev.clear()
+            if self.cache is not None and self.cache.ndirty:
+                try:
+                    await cha.destage(self)
+                except Exception as e:  # report, keep the data dirty, try again later
+                    self.warn("destage error: %r" % (e,))
+            self.note_mem()
+
+    async def saver(self):
+        while True:
+            await sleep_ms(self.board["save_ms"])
+            if self.sm.dirty:
+                self.sm.save()
+
+    def note_mem(self):
+        try:
+            import gc
+
+            a = gc.mem_alloc()
+            if a > self.mem_peak:
+                self.mem_peak = a
+        except (ImportError, AttributeError):
+            pass
+
+    def hello(self):
+        boot = self.sm.t.setdefault("boot", {"count": 0})
+        return json.dumps({
+            "board": self.board["name"], "impl": sys.implementation.name,
+            "core": core.BACKEND, "max_payload": self.board["max_payload"],
+            "configured": self.configured(), "boots": boot["count"],
+        }).encode()
+
+    async def run(self):
+        self.sm.load()
+        boot = self.sm.t.setdefault("boot", {"count": 0})
+        boot["count"] += 1
+        self.sm.save()
+        if self.configured():
+            self.setup()
+        self.link.send(wire.CH_LINK, wire.K_HELLO, 0, b"", self.hello())
+        for w in self.link.workers:
+            asyncio.create_task(self.link.worker(w))
+        asyncio.create_task(self.destager())
+        asyncio.create_task(self.saver())
+        await self.link.run()
+        if self.sm.dirty:
+            self.sm.save()

