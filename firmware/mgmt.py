@@ -172,7 +172,7 @@ async def run(u, cmd):
         g = u.group(cmd.get("group"))
         if g is None:
             return wire.E_BAD_PARAM, {"error": "no group %r" % (cmd.get("group"),)}
-        err = u.start_rebuild(g, cmd.get("spare", -1))
+        err = u.start_rebuild(g, cmd.get("spare", -1), cmd.get("paused", False))
         return (wire.E_STATE, {"error": err}) if err else (wire.OK, {})
     if op == "job":
         job = u.jobs.get(cmd.get("name"))

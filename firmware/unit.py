@@ -116,7 +116,7 @@ class Unit:
                         self.start_rebuild(g)
         self.sm.save()
 
-    def start_rebuild(self, g, spare=-1):
+    def start_rebuild(self, g, spare=-1, paused=False):
         """Rebuild the failed member of g onto a spare; return an error text or None."""
         if len(g["failed"]) != 1:
             return "group %d has %d failed members; rebuild needs exactly one" % (
@@ -126,7 +126,8 @@ class Unit:
         cands = g["spares"] if spare < 0 else [spare]
         for s in cands:
             if s in g["spares"] and self.dka.usable(s) and self.sm.t["drives"][s]["blocks"] >= g["rows"]:
-                g["rebuild"] = {"member": g["failed"][0], "spare": s, "pointer": 0, "lost": []}
+                g["rebuild"] = {"member": g["failed"][0], "spare": s, "pointer": 0, "lost": [],
+                                "paused": bool(paused)}
                 g["state"] = "rebuilding"
                 self.sm.t["drives"][s]["state"] = "rebuilding"
                 self.sm.save()
@@ -138,7 +139,7 @@ class Unit:
     def start_rebuild_job(self, g):
         rb = g["rebuild"]
         name = "rebuild%d" % g["id"]
-        job = self.jobs.add(Job(name, "rebuild", g["rows"], rb["pointer"], rb.get("paused", False)))
+        job = self.jobs.add(Job(name, "rebuild", g["rows"], rb["pointer"], rb["paused"]))
         asyncio.create_task(self._rebuild(g, rb, job))
 
     async def _rebuild(self, g, rb, job):

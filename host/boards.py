@@ -98,7 +98,7 @@ class PtyLauncher(Launcher):
         self.stderr = open(self.state_dir / "stderr.log", "ab")
         self.proc = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=self.stderr,
                                      cwd=self.state_dir, env=env, close_fds=True,
-                                     start_new_session=False)
+                                     start_new_session=True)
         os.close(master)
         path = os.ttyname(slave)
         ser = serial.Serial(path, baudrate=self.board.get("serial", {}).get("baudrate", 115200),

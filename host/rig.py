@@ -174,8 +174,9 @@ class Unit:
     def fail_drive(self, d: int, why: str = "operator"):
         self.mgmt("fail_drive", drive=d, why=why)
 
-    def rebuild(self, group: int, spare: int = -1):
-        self.mgmt("rebuild", group=group, spare=spare)
+    def rebuild(self, group: int, spare: int = -1, paused: bool = False):
+        """Start a rebuild of the group's failed member (paused: wait for step/resume)."""
+        self.mgmt("rebuild", group=group, spare=spare, paused=paused)
 
     def job(self, name: str, action: str = "info", n: int = 1) -> dict:
         return self.mgmt("job", name=name, action=action, n=n)["job"]

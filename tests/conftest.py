@@ -1,0 +1,51 @@
+import copy
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from host.rig import Rig  # noqa: E402
+
+BASE_UNIT = {
+    "name": "u0",
+    "drives": 5,
+    "drive_blocks": 64,
+    "backing": "memory",
+    "group": [{"id": 0, "level": 5, "members": [0, 1, 2, 3], "chunk": 2, "spares": [4],
+               "auto_rebuild": False}],
+    "volume": [{"id": 0, "group": 0, "blocks": 128}, {"id": 1, "group": 0, "start": 128, "blocks": 64}],
+}
+
+
+def rig_desc(unit=None, block_size=4096, **unit_changes):
+    u = copy.deepcopy(unit or BASE_UNIT)
+    u.update(unit_changes)
+    return {"rig": {"name": "t", "block_size": block_size}, "unit": [u],
+            "host": [{"name": "h0", "unit": u["name"], "port": 0}]}
+
+
+def have_micropython():
+    return bool(shutil.which("micropython") or os.access(Path(sys.executable).parent / "micropython", os.X_OK))
+
+
+@pytest.fixture
+def make_rig(tmp_path):
+    """make_rig(desc, board) -> a started Rig, closed after the test."""
+    rigs = []
+
+    def make(desc=None, board="emulator", start=True, state=None):
+        r = Rig(desc or rig_desc(), state_dir=state or tmp_path / f"rig{len(rigs)}", board=board)
+        rigs.append(r)
+        return r.start() if start else r
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+BOARDS = ["emulator", "cpython", "inprocess"]
