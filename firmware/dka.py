@@ -46,6 +46,7 @@ class DKA:
         dr = self.drive(d)
         c = dr["io"]
         c[op] += 1
+        self.u.sm.dirty = True      # statistics: saved by the SM saver within save_ms
         if st != wire.OK:
             name = _ERR.get(st, "other")
             key = op + "_" + name

@@ -287,15 +287,18 @@ class Decoder:
             if not kind & RESP:
                 self.rejects.append((ch, kind, seq, E_BAD_LENGTH))
             return None
+        if kind & RESP:
+            # a response may carry any channel and kind: it answers a request this side
+            # sent, possibly one the other side refused as unknown
+            self.frames += 1
+            return ch, kind, seq, raw[HDR_LEN:HDR_LEN + ln]
         if not known_channel(ch):
             self.unknown_channel += 1
-            if not kind & RESP:
-                self.rejects.append((ch, kind, seq, E_UNKNOWN_CHANNEL))
+            self.rejects.append((ch, kind, seq, E_UNKNOWN_CHANNEL))
             return None
         if not kind_allowed(ch, kind):
             self.unknown_kind += 1
-            if not kind & RESP:
-                self.rejects.append((ch, kind, seq, E_UNKNOWN_KIND))
+            self.rejects.append((ch, kind, seq, E_UNKNOWN_KIND))
             return None
         self.frames += 1
         return ch, kind, seq, raw[HDR_LEN:HDR_LEN + ln]
