@@ -60,11 +60,11 @@ class Verifier:
     def describe(self, vol, lba, got) -> str:
         want = self.gens.get((vol, lba), 0)
         try:
-            magic, v, l, g, s = HDR.unpack_from(got)
+            magic, v, blk, g, _ = HDR.unpack_from(got)
         except struct.error:
             magic = 0
         if magic == MAGIC:
-            return f"vol {vol} lba {lba}: expected gen {want}, found block of vol {v} lba {l} gen {g}"
+            return f"vol {vol} lba {lba}: expected gen {want}, found block of vol {v} lba {blk} gen {g}"
         return f"vol {vol} lba {lba}: expected gen {want}, found foreign data"
 
 
