@@ -18,10 +18,13 @@ typedef uint8_t u8;
 #define INLINE static inline __attribute__((always_inline))
 
 #if defined(__x86_64__) && defined(__ELF__) && !defined(STORLAB_NO_CLONES)
+#include <immintrin.h>
 /* XOR / parity / bitmap byte loops: widest vectors first. */
 #define SC_VEC __attribute__((target_clones("avx512f", "avx2", "default")))
 /* popcount loop: the POPCNT instruction instead of the bit-trick sequence. */
 #define SC_POPCNT __attribute__((target_clones("popcnt", "default")))
+/* xor_into of very large buffers: non-temporal stores (see xor_stream). */
+#define SC_STREAM 1
 #else
 #define SC_VEC
 #define SC_POPCNT
@@ -112,6 +115,79 @@ INLINE void k_a4(u8 *restrict d, const u8 *restrict a, const u8 *restrict b,
     TAIL(n) d[i] ^= a[i] ^ b[i] ^ c[i] ^ e[i];
 }
 
+/* Byte at a time over [from, to), reference order: for overlapping buffers and
+ * for the edges of the streaming path. */
+static void xor_bytes(u8 *dst, const u8 *const *s, size_t nsrc, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        u8 v = s[0][i];
+        for (size_t j = 1; j < nsrc; j++)
+            v ^= s[j][i];
+        dst[i] = v;
+    }
+}
+
+#ifdef SC_STREAM
+/* Outputs this large go out with non-temporal (streaming) stores: they are far
+ * bigger than L2 and will not be read back from cache, and streaming saves the
+ * read-for-ownership of every dst line (about 15-20% at 16 MiB on AVX-512).
+ * Below this, normal stores win: dst is often still cached when reused. */
+#define XOR_STREAM_MIN ((size_t)4 << 20)
+
+/* n is a multiple of the vector size and d is aligned to it; s[] any alignment. */
+__attribute__((target("avx512f")))
+static void stream_avx512(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
+{
+    for (size_t i = 0; i < n; i += 64) {
+        __m512i x = _mm512_loadu_si512((const void *)(s[0] + i));
+        for (size_t k = 1; k < nsrc; k++)
+            x = _mm512_xor_si512(x, _mm512_loadu_si512((const void *)(s[k] + i)));
+        _mm512_stream_si512((void *)(d + i), x);
+    }
+}
+
+__attribute__((target("avx2")))
+static void stream_avx2(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
+{
+    for (size_t i = 0; i < n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(s[0] + i));
+        for (size_t k = 1; k < nsrc; k++)
+            x = _mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(s[k] + i)));
+        _mm256_stream_si256((__m256i *)(d + i), x);
+    }
+}
+
+static void stream_sse2(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(s[0] + i));
+        for (size_t k = 1; k < nsrc; k++)
+            x = _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)(s[k] + i)));
+        _mm_stream_si128((__m128i *)(d + i), x);
+    }
+}
+
+/* One pass, nsrc <= 5: bytes up to a 64-byte boundary of dst, the streamed
+ * body, the tail bytes. */
+static void xor_stream(u8 *dst, const u8 *const *s, size_t nsrc, size_t len)
+{
+    size_t head = (size_t)(-(uintptr_t)dst & 63);
+    size_t body = (len - head) & ~(size_t)63;
+    const u8 *p[5];
+    for (size_t k = 0; k < nsrc; k++)
+        p[k] = s[k] + head;
+    xor_bytes(dst, s, nsrc, 0, head);
+    if (__builtin_cpu_supports("avx512f"))
+        stream_avx512(dst + head, p, nsrc, body);
+    else if (__builtin_cpu_supports("avx2"))
+        stream_avx2(dst + head, p, nsrc, body);
+    else
+        stream_sse2(dst + head, p, nsrc, body);
+    _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+    xor_bytes(dst, s, nsrc, head + body, len);
+}
+#endif
+
 /* Sources beyond the first five are folded in per block, so a block of dst
  * stays in L1 while each extra group of sources is streamed through once. */
 #define XOR_BLOCK 8192
@@ -123,15 +199,16 @@ SC_VEC void sc_xor_into(u8 *dst, const u8 *const *s, size_t nsrc, size_t len)
     for (size_t k = 0; k < nsrc; k++) {
         if (overlap(dst, s[k], len)) {
             /* dst aliases a source: byte at a time, reference order. */
-            for (size_t i = 0; i < len; i++) {
-                u8 v = s[0][i];
-                for (size_t j = 1; j < nsrc; j++)
-                    v ^= s[j][i];
-                dst[i] = v;
-            }
+            xor_bytes(dst, s, nsrc, 0, len);
             return;
         }
     }
+#ifdef SC_STREAM
+    if (nsrc <= 5 && len >= XOR_STREAM_MIN) {
+        xor_stream(dst, s, nsrc, len);
+        return;
+    }
+#endif
     if (nsrc <= 5) {
         /* One pass: every source read once, dst written once. */
         switch (nsrc) {

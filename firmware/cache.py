@@ -18,8 +18,8 @@ class Cache:
     def __init__(self, nslots, block_size):
         self.n = nslots
         self.bs = block_size
-        mem = memoryview(bytearray(nslots * block_size))
-        self.slot = [mem[i * block_size:(i + 1) * block_size] for i in range(nslots)]
+        # one buffer per slot: a small heap may not have one contiguous free region
+        self.slot = [memoryview(bytearray(block_size)) for _ in range(nslots)]
         self.key = [-1] * nslots
         self.state = bytearray(nslots)
         self.gen = [0] * nslots

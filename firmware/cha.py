@@ -116,10 +116,11 @@ async def read_blocks(u, g, glba, count, out):
 
 async def destage(u):
     """Write every dirty slot to its group: full RAID5 rows in one go when the whole
-    row is cached, otherwise block by block (read-modify-write)."""
+    row is cached, otherwise block by block (read-modify-write).  Slots go to the
+    drives as they are when the writes are sent; a slot rewritten meanwhile has a newer
+    gen and stays dirty for the next round."""
     c = u.cache
     raid = u.raid
-    stage = raid.stage
     for s in c.dirty_slots():
         async with raid.lock:
             if c.state[s] != DIRTY:
@@ -130,27 +131,17 @@ async def destage(u):
             g = u.group(gid)
             if g["level"] == 5:
                 row, _, _ = locate(g, glba)
-                blocks = row_blocks(g, row)
-                slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in blocks]
+                slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in row_blocks(g, row)]
                 if -1 not in slots:
-                    bufs = []
-                    gens = []
-                    for k in range(len(slots)):
-                        if slots[k] == -2:
-                            bufs.append(None)
-                            gens.append(0)
-                        else:
-                            stage[k][:] = c.slot[slots[k]]
-                            bufs.append(stage[k])
-                            gens.append(c.gen[slots[k]])
+                    bufs = [None if k < 0 else c.slot[k] for k in slots]
+                    gens = [0 if k < 0 else c.gen[k] for k in slots]
                     st = await raid.write_row(g, row, bufs)
-                    for k in range(len(slots)):
-                        if slots[k] >= 0 and c.state[slots[k]] != CLEAN:
-                            _done(u, slots[k], gens[k], st)
+                    for i in range(len(slots)):
+                        if slots[i] >= 0 and c.state[slots[i]] != CLEAN:
+                            _done(u, slots[i], gens[i], st)
                     continue
-            stage[0][:] = c.slot[s]
             gen = c.gen[s]
-            st = await raid.write_block(g, glba, stage[0])
+            st = await raid.write_block(g, glba, c.slot[s])
             _done(u, s, gen, st)
     u.slot_ev.set()
 

@@ -30,12 +30,17 @@ class DKA:
     def usable(self, d):
         return 0 <= d < len(self.u.sm.t["drives"]) and self.drive(d)["state"] != FAILED
 
-    async def start(self, d, op, lba, count, buf):
-        """Issue a drive read (op 'r', data lands in buf) or write (buf is the data)."""
+    def start(self, d, op, lba, count, buf):
+        """Issue a drive read (op 'r', data lands in buf) or write (buf is the data, sent
+        as it is at this call)."""
         struct.pack_into(wire.DIO_HEAD, self.head, 0, lba, count)
         if op == "r":
-            return await self.link.start(wire.CH_DRIVE + d, wire.K_DREAD, self.head, b"", buf)
-        return await self.link.start(wire.CH_DRIVE + d, wire.K_DWRITE, self.head, buf)
+            p = self.link.start(wire.CH_DRIVE + d, wire.K_DREAD, self.head, b"", buf)
+        else:
+            p = self.link.start(wire.CH_DRIVE + d, wire.K_DWRITE, self.head, buf)
+        if p is None:
+            raise RuntimeError("no free request slot: board pool smaller than max_members + 1")
+        return p
 
     async def finish(self, d, op, p):
         st = await self.link.finish(p)
@@ -57,11 +62,11 @@ class DKA:
     async def read(self, d, lba, count, into):
         if not self.usable(d):
             return wire.E_NOT_READY
-        p = await self.start(d, "r", lba, count, into)
+        p = self.start(d, "r", lba, count, into)
         return await self.finish(d, "r", p)
 
     async def write(self, d, lba, count, data):
         if not self.usable(d):
             return wire.E_NOT_READY
-        p = await self.start(d, "w", lba, count, data)
+        p = self.start(d, "w", lba, count, data)
         return await self.finish(d, "w", p)

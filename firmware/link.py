@@ -58,8 +58,9 @@ class Link:
         self.rxbuf = bytearray(1024)
         self.seq = 0
         self.pending = {}
+        # Outstanding requests of the board.  RAID I/O runs under the RAID lock and
+        # uses at most max_members + 1 at once; the unit sizes the pool above that.
         self.free = [Pending() for _ in range(npending)]
-        self.free_ev = asyncio.Event()
         self.workers = [Request(max_payload) for _ in range(nworkers)]
         self.status1 = bytearray(1)
         self.dropped_head = bytearray(5)
@@ -84,11 +85,12 @@ class Link:
         self.send(wire.CH_LOG, wire.K_LOG, 0, b"", text)
 
     # ---- requests the board makes --------------------------------------
-    async def start(self, ch, kind, head, data=b"", into=None):
-        """Send a request; return its Pending (await finish() for the status)."""
-        while not self.free:
-            self.free_ev.clear()
-            await self.free_ev.wait()
+    def start(self, ch, kind, head, data=b"", into=None):
+        """Send a request now and return its Pending (await finish() for the status),
+        or None if every Pending is in use.  Never yields: the caller's buffers go out
+        exactly as they are at the call (RAID relies on it for data/parity consistency)."""
+        if not self.free:
+            return None
         p = self.free.pop()
         self.seq = (self.seq + 1) & 0xFFFF
         p.seq = self.seq
@@ -110,12 +112,7 @@ class Link:
         st = p.status
         p.into = None
         self.free.append(p)
-        self.free_ev.set()
         return st
-
-    async def call(self, ch, kind, head, data=b"", into=None, timeout_ms=10000):
-        p = await self.start(ch, kind, head, data, into)
-        return await self.finish(p, timeout_ms)
 
     # ---- the reader task -------------------------------------------------
     async def run(self):

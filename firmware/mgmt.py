@@ -112,22 +112,21 @@ def table(u, name):
 
 
 def mem(u):
+    """Heap figures: live = bytes still allocated right after a full collection."""
     import gc
 
     gc.collect()
-    u.note_mem()
-    d = {"peak": u.mem_peak}
+    d = {}
     try:
-        d["alloc"] = gc.mem_alloc()
+        live = gc.mem_alloc()
+        d["live"] = live
         d["free"] = gc.mem_free()
+        d["heap"] = live + d["free"]
+        if live > u.mem_peak:
+            u.mem_peak = live
     except AttributeError:
         pass
-    try:
-        import micropython
-
-        d["heap_peak"] = micropython.mem_peak()
-    except (ImportError, AttributeError):
-        pass
+    d["live_peak"] = u.mem_peak
     return d
 
 
@@ -203,7 +202,9 @@ async def run(u, cmd):
             return wire.E_BAD_PARAM, {"error": "peer must be 0..15"}
         data = str(cmd.get("data", "")).encode()
         buf = bytearray(256)
-        p = await u.link.start(wire.CH_PEER + k, wire.K_PEER, bytes([PEER_PING]), data, buf)
+        p = u.link.start(wire.CH_PEER + k, wire.K_PEER, bytes([PEER_PING]), data, buf)
+        if p is None:
+            return wire.E_BUSY, {"error": "no free request slot"}
         st = await u.link.finish(p, cmd.get("timeout_ms", 3000))
         return st, {"reply": bytes(buf[:p.n]).decode() if st == wire.OK else "",
                     "status": wire.status_name(st)}

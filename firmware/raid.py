@@ -55,9 +55,6 @@ class Raid:
         self.bs = block_size
         self.lock = asyncio.Lock()
         self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
-        # destage copies cache slots here first, so parity and data leave consistent
-        # even if a host write lands in the slot while the drive I/O is in flight
-        self.stage = [memoryview(bytearray(block_size)) for _ in range(max_members)]
         self.repaired = 0
         self.lost_reads = 0
 
@@ -79,10 +76,11 @@ class Raid:
             self.u.fail_drive(d, wire.status_name(st))
 
     async def _io_all(self, ops):
-        """Run drive ops [(d, 'r'|'w', row, buf)] in parallel; return their statuses."""
+        """Run drive ops [(d, 'r'|'w', row, buf)] in parallel; return their statuses.
+        All are sent before the first await, so written buffers go out as one snapshot."""
         ps = []
         for d, op, row, buf in ops:
-            ps.append(await self.dka.start(d, op, row, 1, buf))
+            ps.append(self.dka.start(d, op, row, 1, buf))
         sts = []
         for i in range(len(ops)):
             d, op, _, _ = ops[i]

@@ -43,7 +43,7 @@ class Unit:
         self.destage_ev = asyncio.Event()
         self.slot_ev = asyncio.Event()
         self.peer_handlers = {}    # subtype byte -> async handler(u, req, payload)
-        self.mem_peak = 0
+        self.mem_peak = 0          # largest live heap seen by the "mem" table
 
     # ---- configuration -----------------------------------------------------
     def configured(self):
@@ -204,23 +204,12 @@ class Unit:
                     await cha.destage(self)
                 except Exception as e:  # report, keep the data dirty, try again later
                     self.warn("destage error: %r" % (e,))
-            self.note_mem()
 
     async def saver(self):
         while True:
             await sleep_ms(self.board["save_ms"])
             if self.sm.dirty:
                 self.sm.save()
-
-    def note_mem(self):
-        try:
-            import gc
-
-            a = gc.mem_alloc()
-            if a > self.mem_peak:
-                self.mem_peak = a
-        except (ImportError, AttributeError):
-            pass
 
     def hello(self):
         boot = self.sm.t.setdefault("boot", {"count": 0})

@@ -125,7 +125,7 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
         s.add_row("cache", f"{cache['read_hits']} read hits / {cache['read_misses']} misses, "
                            f"{cache['destaged']} destaged")
         s.add_row("link", f"{link['frames']} frames in, {link['tx_frames']} out, {link['dropped']} dropped")
-        s.add_row("board heap", f"peak {mem['peak'] // 1024} KiB in use (gc), {mem.get('free', 0) // 1024} KiB free")
+        s.add_row("board heap", f"{mem['live'] // 1024} KiB live after GC, of a {mem['heap'] // 1024} KiB heap")
         s.add_row("time", f"{time.monotonic() - t0:.1f} s")
         con.print(s)
         for m in h.verifier.mismatches[:10]:

@@ -110,7 +110,10 @@ class BoardLink:
         """A management command; returns the JSON reply (raises StatusError if check)."""
         args["op"] = op
         st, data = self.request(wire.CH_MGMT, wire.K_MGMT, json.dumps(args).encode(), timeout)
-        reply = json.loads(data) if data else {}
+        try:
+            reply = json.loads(data) if data else {}
+        except ValueError:   # e.g. INTERNAL carries the firmware's exception text
+            reply = {"error": data.decode(errors="replace")}
         if check and st != wire.OK:
             raise StatusError(st, f"{self.name}: {op}", reply.get("error", ""))
         if not check:
