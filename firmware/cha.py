@@ -46,7 +46,12 @@ async def handle(u, req):
     if kind == wire.K_WRITE:
         if len(p) != wire.IO_HEAD_LEN + nbytes:
             return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)
-        await write_blocks(u, g, glba, count, p[wire.IO_HEAD_LEN:])
+        data = p[wire.IO_HEAD_LEN:]
+        for hook in u.write_hooks:
+            st = await hook(u, v, lba, count, data)
+            if st is not None:
+                return link.respond(req.ch, kind, req.seq, st)
+        await write_blocks(u, g, glba, count, data)
         if u.write_through:
             await destage(u)
         return link.respond(req.ch, kind, req.seq, wire.OK)
@@ -54,6 +59,12 @@ async def handle(u, req):
     if nbytes + 1 > link.max_payload:
         return link.respond(req.ch, kind, req.seq, wire.E_TOO_LONG)
     out = req.mv[:nbytes]
+    for hook in u.read_hooks:
+        st = await hook(u, v, lba, count, out)
+        if st is not None:
+            if st in GOOD:
+                return link.respond(req.ch, kind, req.seq, wire.OK, out)
+            return link.respond(req.ch, kind, req.seq, st)
     st = await read_blocks(u, g, glba, count, out)
     if st not in GOOD:
         return link.respond(req.ch, kind, req.seq, st)

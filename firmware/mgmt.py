@@ -2,7 +2,7 @@
 # Every command validates all its fields before it changes anything.
 import json
 
-from firmware import cha, wire
+from firmware import cha, features, wire
 from firmware.raid import capacity
 
 PEER_PING = 0x01
@@ -27,6 +27,11 @@ def build_tables(cfg, board):
     mode = cfg.get("cache_mode", "write-back")
     if mode not in ("write-back", "write-through"):
         raise ValueError("cache_mode must be write-back or write-through")
+    feats = cfg.get("features", [])
+    if not isinstance(feats, list):
+        raise ValueError("features must be a list of names")
+    for f in feats:
+        features.load(f)
     dl = cfg.get("drives")
     if not isinstance(dl, list) or not dl or len(dl) > 64:
         raise ValueError("drives must be a list of 1..64 drives")
@@ -95,6 +100,9 @@ def build_tables(cfg, board):
 
 
 def table(u, name):
+    fn = u.table_fns.get(name)
+    if fn is not None:
+        return fn(u)
     if name == "jobs":
         return u.jobs.table()
     if name == "cache":
@@ -139,7 +147,8 @@ async def run(u, cmd):
     op = cmd.get("op")
     if op == "info":
         d = json.loads(u.hello())
-        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem")]
+        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem")] + list(u.table_fns)
+        d["features"] = list(u.features)
         return wire.OK, d
     if op == "table":
         try:
@@ -208,6 +217,9 @@ async def run(u, cmd):
         st = await u.link.finish(p, cmd.get("timeout_ms", 3000))
         return st, {"reply": bytes(buf[:p.n]).decode() if st == wire.OK else "",
                     "status": wire.status_name(st)}
+    fn = u.ops.get(op)
+    if fn is not None:
+        return await fn(u, cmd)
     return wire.E_UNKNOWN_KIND, {"error": "unknown op %r" % (op,)}
 
 

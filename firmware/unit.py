@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from firmware import cha, core, mgmt, wire
+from firmware import cha, core, features, mgmt, wire
 from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
@@ -42,7 +42,13 @@ class Unit:
         self.high_water = 1
         self.destage_ev = asyncio.Event()
         self.slot_ev = asyncio.Event()
+        # extension points for features (see firmware/features.py)
         self.peer_handlers = {}    # subtype byte -> async handler(u, req, payload)
+        self.ops = {}
+        self.table_fns = {}
+        self.write_hooks = []
+        self.read_hooks = []
+        self.features = {}
         self.mem_peak = 0          # largest live heap seen by the "mem" table
 
     # ---- configuration -----------------------------------------------------
@@ -64,6 +70,9 @@ class Unit:
         self.cache = Cache(n, self.bs)
         self.high_water = max(1, n // 2)
         self.raid = Raid(self, self.bs, self.board["max_members"])
+        for name in cfg.get("features", []):
+            if name not in self.features:
+                self.features[name] = features.load(name).attach(self)
         for g in self.sm.t["groups"]:
             rb = g.get("rebuild")
             if rb:

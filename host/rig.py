@@ -33,6 +33,11 @@ class RigError(Exception):
     pass
 
 
+# unit description keys the harness itself consumes
+HOST_ONLY_KEYS = ("name", "board", "drives", "drive_blocks", "drive_sizes", "backing", "cache_mode",
+                  "group", "volume")
+
+
 class Unit:
     """One storage unit as the host sees it: board, link, drives, and the rig API."""
 
@@ -63,6 +68,11 @@ class Unit:
             "groups": copy.deepcopy(desc.get("group", [])),
             "volumes": copy.deepcopy(desc.get("volume", [])),
         }
+        # anything else in the unit's description (features and their settings) goes to
+        # the firmware as part of its configuration
+        for k, v in desc.items():
+            if k not in HOST_ONLY_KEYS:
+                self.config[k] = copy.deepcopy(v)
         self.fabric: Fabric | None = None
 
     # ---- lifecycle -----------------------------------------------------------

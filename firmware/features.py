@@ -1,0 +1,15 @@
+# Optional capabilities (the seeds' features) plug into a unit here.  A feature module
+# has attach(u), which may register:
+#   u.ops[name]          async fn(u, cmd) -> (status, reply dict)   management ops
+#   u.table_fns[name]    fn(u) -> data                                readable tables
+#   u.write_hooks        async fn(u, v, lba, count, data) -> None | status
+#   u.read_hooks         async fn(u, v, lba, count, out) -> None | status
+#   u.peer_handlers[b]   async fn(u, req, payload)                    peer subtypes
+#   u.dka.observers      fn(d, op, status)                            drive statuses
+# A hook returning None lets the normal path go on; a status ends the request with it.
+# A unit loads the features its configuration lists ("features": [...]).
+
+
+def load(name):
+    """The module of a feature, by name (explicit imports: MicroPython-friendly)."""
+    raise ValueError("unknown feature %r" % (name,))
