@@ -17,15 +17,21 @@ if ROOT not in sys.path:
 RESULTS = {}
 
 
+REFS = ("isal", "isal-cffi")
+
+
 def _record(benchmark, group, impl):
-    """Keep the median of a finished benchmark; return isal / it when isal has run."""
+    """Keep the median of a finished benchmark; return {"<ref>_ratio": ref / it} for
+    the references (ISA-L) already measured in its group."""
     stats = getattr(benchmark, "stats", None)
     if stats is None:  # --benchmark-disable: nothing measured
-        return None
+        return {}
     times = RESULTS.setdefault(group, {})
     times[impl] = stats.stats.median
-    ref = times.get("isal")
-    return round(ref / times[impl], 3) if ref and impl != "isal" else None
+    if impl in REFS:
+        return {}
+    return {ref.replace("-", "_") + "_ratio": round(times[ref] / times[impl], 3)
+            for ref in REFS if times.get(ref)}
 
 
 @pytest.fixture
@@ -36,13 +42,14 @@ def bench_record():
 def pytest_terminal_summary(terminalreporter):
     rows = []
     for group, times in sorted(RESULTS.items(), key=lambda kv: (kv[0].split("-")[0], _size(kv[0]))):
-        ref = times.get("isal")
-        if not ref:
-            continue
         for impl, t in sorted(times.items()):
-            if impl != "isal" and t:
-                rows.append("  %-16s %-8s %10.2f us   isal %10.2f us   ratio %.2fx"
-                            % (group, impl, t * 1e6, ref * 1e6, ref / t))
+            if impl in REFS or not t:
+                continue
+            cols = ["%-12s %-6s %10.2f us" % (group, impl, t * 1e6)]
+            for ref in REFS:
+                if times.get(ref):
+                    cols.append("%s %10.2f us  ratio %5.2fx" % (ref, times[ref] * 1e6, times[ref] / t))
+            rows.append("  " + "   ".join(cols))
     if rows:
         terminalreporter.write_sep("-", "ISA-L time / our time (> 1.0: ours is faster)")
         for row in rows:

@@ -15,7 +15,9 @@ Environment:
 import os
 import re
 import shutil
+import sys
 import tempfile
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from cffi import FFI
 
@@ -41,8 +43,13 @@ def _cdef():
 
 
 def make_ffibuilder(absolute=False):
-    """The builder; absolute=True for builds that run outside the repo root."""
+    """The builder; absolute=True for builds by hand (paths need not be relative to cwd)."""
     path = os.path.abspath if absolute else _rel
+    extra = {}
+    if absolute and not hasattr(sys, "gettotalrefcount"):
+        # Name the module as setuptools' cffi build does (_storlab_core.abi3.so), so a
+        # by-hand build replaces the one from `pip install -e .` instead of shadowing it.
+        extra["py_limited_api"] = True
     ffi = FFI()
     ffi.cdef(_cdef())
     ffi.set_source(
@@ -52,11 +59,13 @@ def make_ffibuilder(absolute=False):
         include_dirs=[path(HERE)],
         extra_compile_args=["-O3"] + os.environ.get("STORLAB_CFLAGS", "").split(),
         extra_link_args=os.environ.get("STORLAB_LDFLAGS", "").split(),
+        **extra,
     )
     return ffi
 
 
 ffibuilder = make_ffibuilder()
+_EXT = tuple({"." + s.rsplit(".", 1)[-1] for s in EXTENSION_SUFFIXES})  # ".so" / ".pyd"
 
 
 def build(out):
@@ -67,6 +76,12 @@ def build(out):
         so = make_ffibuilder(absolute=True).compile(tmpdir=tmp, verbose=True)
         dest = os.path.join(out, os.path.basename(so))
         shutil.copy2(so, dest)
+    # Another build of the module under a different suffix would shadow this one (or
+    # be shadowed by it): keep only the fresh one.
+    for name in os.listdir(out):
+        if name.startswith("_storlab_core.") and name.endswith(_EXT) and name != os.path.basename(dest):
+            os.remove(os.path.join(out, name))
+            print("removed", os.path.join(out, name))
     return dest
 
 

@@ -4,7 +4,9 @@
  * target_clones (AVX-512, AVX2, baseline SSE2) and the dynamic loader picks
  * the widest one the CPU supports.  The loops themselves are plain C over
  * restrict pointers that the compiler vectorises; other architectures
- * (aarch64: NEON is baseline) get the same loops built once.
+ * (aarch64: NEON is baseline) get the same loops built once.  xor_into of
+ * buffers of 4 MiB and more uses non-temporal stores on x86_64 (AVX-512 /
+ * AVX2 / SSE2 picked by cpuid), see xor_stream.
  *
  * Buffers that overlap take a plain byte-at-a-time loop with exactly the
  * reference's element order, so restrict is never a lie.

@@ -22,6 +22,7 @@ class Cache:
         self.slot = [memoryview(bytearray(block_size)) for _ in range(nslots)]
         self.key = [-1] * nslots
         self.state = bytearray(nslots)
+        self.busy = bytearray(nslots)    # 1 while a destage has the slot's data in flight
         self.gen = [0] * nslots
         self.used = [0] * nslots
         self.index = {}
@@ -38,14 +39,15 @@ class Cache:
         return i
 
     def alloc(self, key):
-        """A slot for key (LRU clean victim), or -1 if every slot is dirty."""
+        """A slot for key (LRU clean victim, never one whose data is in flight), or -1
+        if there is none."""
         best = -1
         oldest = 0
         for i in range(self.n):
             if self.key[i] < 0:
                 best = i
                 break
-            if self.state[i] == CLEAN and (best < 0 or self.used[i] < oldest):
+            if self.state[i] == CLEAN and not self.busy[i] and (best < 0 or self.used[i] < oldest):
                 best = i
                 oldest = self.used[i]
         if best < 0:

@@ -77,20 +77,22 @@ async def write_blocks(u, g, glba, count, data):
     gid = g["id"]
     for i in range(count):
         key = key_of(gid, glba + i)
-        s = c.lookup(key)
-        if s >= 0:
-            c.c["write_hits"] += 1
-        else:
-            c.c["write_misses"] += 1
-            s = c.alloc(key)
-            while s < 0:  # every slot dirty: wait for the destage task to free one
-                c.c["full_waits"] += 1
-                u.slot_ev.clear()
-                u.destage_ev.set()
-                await u.slot_ev.wait()
-                s = c.lookup(key)
-                if s < 0:
-                    s = c.alloc(key)
+        while True:
+            s = c.lookup(key)
+            if s < 0:
+                s = c.alloc(key)
+                if s >= 0:
+                    c.c["write_misses"] += 1
+            elif not c.busy[s]:
+                c.c["write_hits"] += 1
+            if s >= 0 and not c.busy[s]:
+                break
+            # every slot dirty, or this one's data is on its way to the drives (and may
+            # be resent): wait for the destage task, then look again
+            c.c["full_waits"] += 1
+            u.slot_ev.clear()
+            u.destage_ev.set()
+            await u.slot_ev.wait()
         c.slot[s][:] = data[i * bs:(i + 1) * bs]
         c.mark_dirty(s)
     if c.ndirty >= u.high_water:
@@ -127,9 +129,9 @@ async def read_blocks(u, g, glba, count, out):
 
 async def destage(u):
     """Write every dirty slot to its group: full RAID5 rows in one go when the whole
-    row is cached, otherwise block by block (read-modify-write).  Slots go to the
-    drives as they are when the writes are sent; a slot rewritten meanwhile has a newer
-    gen and stays dirty for the next round."""
+    row is cached, otherwise block by block (read-modify-write).  A slot is held busy
+    while its data is in flight (a host write to it waits), so a retransmission sends
+    the same bytes; `gen` still guards against a rewrite in between."""
     c = u.cache
     raid = u.raid
     for s in c.dirty_slots():
@@ -146,14 +148,28 @@ async def destage(u):
                 if -1 not in slots:
                     bufs = [None if k < 0 else c.slot[k] for k in slots]
                     gens = [0 if k < 0 else c.gen[k] for k in slots]
-                    st = await raid.write_row(g, row, bufs)
+                    for k in slots:
+                        if k >= 0:
+                            c.busy[k] = 1
+                    try:
+                        st = await raid.write_row(g, row, bufs)
+                    finally:
+                        for k in slots:
+                            if k >= 0:
+                                c.busy[k] = 0
                     for i in range(len(slots)):
                         if slots[i] >= 0 and c.state[slots[i]] != CLEAN:
                             _done(u, slots[i], gens[i], st)
+                    u.slot_ev.set()
                     continue
             gen = c.gen[s]
-            st = await raid.write_block(g, glba, c.slot[s])
+            c.busy[s] = 1
+            try:
+                st = await raid.write_block(g, glba, c.slot[s])
+            finally:
+                c.busy[s] = 0
             _done(u, s, gen, st)
+            u.slot_ev.set()
     u.slot_ev.set()
 
 

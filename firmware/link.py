@@ -5,6 +5,13 @@
 # into the waiting caller's buffer, and incoming requests are copied into a free
 # worker's preallocated buffer (or refused with BUSY), so a full cache can never stall
 # the drive responses that would free it.
+#
+# Recovery from a lossy link (both ends do the same):
+#   - a request without a response in retry_ms is sent again with the same seq, and
+#     at once when the other end reports a dropped frame (DROPPED notice);
+#   - a request whose (channel, seq) was seen recently is not executed twice: while it
+#     runs, copies are ignored; once answered, a copy gets the same response again
+#     (reads are idempotent and are simply executed again).
 import asyncio
 import struct
 
@@ -21,6 +28,11 @@ else:
         await asyncio.sleep(ms / 1000)
 
 
+# Requests that may simply be executed again when a copy arrives.
+IDEMPOTENT = (wire.K_READ, wire.K_VOLINFO)
+RECENT = 32    # answered requests remembered for duplicate suppression
+
+
 class Pending:
     """One outstanding request the board made; preallocated, reused."""
 
@@ -28,8 +40,13 @@ class Pending:
         self.ev = asyncio.Event()
         self.seq = -1
         self.status = 0
-        self.into = None   # buffer for response data (after the status byte)
-        self.n = 0         # response data bytes copied into `into`
+        self.ch = 0
+        self.kind = 0
+        self.head = bytearray(8)   # copy of the request head (resent as is)
+        self.nhead = 0
+        self.data = b""            # request data: the caller keeps it unchanged until finish()
+        self.into = None           # buffer for response data (after the status byte)
+        self.n = 0                 # response data bytes copied into `into`
 
 
 class Request:
@@ -50,7 +67,7 @@ class Request:
 
 
 class Link:
-    def __init__(self, port, max_payload, nworkers=4, npending=24):
+    def __init__(self, port, max_payload, nworkers=4, npending=24, retry_ms=300):
         self.port = port
         self.max_payload = max_payload
         self.enc = wire.Encoder(max_payload)
@@ -66,10 +83,15 @@ class Link:
         self.dropped_head = bytearray(5)
         self.handler = None      # async handler(req) -> None  (set by the unit)
         self.on_frame = None     # optional sync hook(ch, kind, seq, payload) for non-requests
+        self.retry_ms = retry_ms
+        self.recent = {}           # (ch << 16 | seq) -> None while running, else response
+        self.recent_order = []
         self.tx_frames = 0
         self.busy_refused = 0
         self.timeouts = 0
         self.late_responses = 0
+        self.retransmits = 0
+        self.dup_requests = 0
         self.closed = False
 
     # ---- sending -------------------------------------------------------
@@ -77,9 +99,29 @@ class Link:
         self.port.write(self.enc.frame(ch, kind, seq, head, data))
         self.tx_frames += 1
 
-    def respond(self, req_or_ch, kind, seq, status, data=b""):
+    def respond(self, ch, kind, seq, status, data=b""):
         self.status1[0] = status
-        self.send(req_or_ch, kind | wire.RESP, seq, self.status1, data)
+        self.send(ch, kind | wire.RESP, seq, self.status1, data)
+        key = (ch << 16) | seq
+        if key in self.recent:
+            if kind in IDEMPOTENT:
+                self._forget(key)
+            else:
+                self.recent[key] = bytes(self.status1) + bytes(data)
+
+    def _remember(self, key):
+        self.recent[key] = None
+        order = self.recent_order
+        order.append(key)
+        if len(order) > RECENT:
+            old = order.pop(0)
+            if self.recent.get(old, 0) is None:
+                order.append(old)          # still running: keep suppressing its copies
+            else:
+                self.recent.pop(old, None)
+
+    def _forget(self, key):
+        self.recent.pop(key, None)
 
     def log(self, text):
         self.send(wire.CH_LOG, wire.K_LOG, 0, b"", text)
@@ -88,29 +130,56 @@ class Link:
     def start(self, ch, kind, head, data=b"", into=None):
         """Send a request now and return its Pending (await finish() for the status),
         or None if every Pending is in use.  Never yields: the caller's buffers go out
-        exactly as they are at the call (RAID relies on it for data/parity consistency)."""
+        exactly as they are at the call (RAID relies on it for data/parity consistency),
+        and must stay unchanged until finish() returns (a retransmission resends them)."""
         if not self.free:
             return None
         p = self.free.pop()
         self.seq = (self.seq + 1) & 0xFFFF
         p.seq = self.seq
         p.status = wire.E_TIMEOUT
+        p.ch = ch
+        p.kind = kind
+        p.nhead = len(head)
+        p.head[:p.nhead] = head
+        p.data = data
         p.into = into
         p.n = 0
         p.ev.clear()
         self.pending[p.seq] = p
-        self.send(ch, kind, p.seq, head, data)
+        self._send_pending(p)
         return p
 
+    def _send_pending(self, p):
+        self.send(p.ch, p.kind, p.seq, memoryview(p.head)[:p.nhead], p.data)
+
+    def resend_all(self):
+        """The other end dropped a frame: send every unanswered request again now."""
+        for p in self.pending.values():
+            if not p.ev.is_set():
+                self.retransmits += 1
+                self._send_pending(p)
+
     async def finish(self, p, timeout_ms=10000):
-        """Wait for p's response; return its status (E_TIMEOUT if none came)."""
-        try:
-            await wait_ms(p.ev.wait(), timeout_ms)
-        except asyncio.TimeoutError:
-            self.timeouts += 1
+        """Wait for p's response, resending it every retry_ms; return its status
+        (E_TIMEOUT if none came within timeout_ms)."""
+        waited = 0
+        while True:
+            step = min(self.retry_ms, timeout_ms - waited)
+            try:
+                await wait_ms(p.ev.wait(), step)
+                break
+            except asyncio.TimeoutError:
+                waited += step
+                if waited >= timeout_ms:
+                    self.timeouts += 1
+                    break
+                self.retransmits += 1
+                self._send_pending(p)
         self.pending.pop(p.seq, None)
         st = p.status
         p.into = None
+        p.data = b""
         self.free.append(p)
         return st
 
@@ -134,13 +203,17 @@ class Link:
                 self._dispatch(*fr)
 
     def _answer_rejects(self):
+        lost = False
         for ch, kind, seq, st in self.dec.rejects:
-            if ch < 0:
+            if ch < 0:   # header untrusted: tell the sender, which resends what it awaits
                 struct.pack_into(wire.DROPPED_FMT, self.dropped_head, 0, st, 0, 0, 0)
                 self.send(wire.CH_LINK, wire.K_DROPPED, 0, self.dropped_head)
+                lost = True
             else:
                 self.respond(ch, kind, seq, st)
         self.dec.rejects.clear()
+        if lost:   # it may have been the answer to one of ours: ask again now
+            self.resend_all()
 
     def _dispatch(self, ch, kind, seq, payload):
         if kind & wire.RESP:
@@ -161,8 +234,17 @@ class Link:
             p.ev.set()
             return
         if ch == wire.CH_LINK or ch == wire.CH_LOG:
+            if kind == wire.K_DROPPED:
+                self.resend_all()
             if self.on_frame:
                 self.on_frame(ch, kind, seq, payload)
+            return
+        key = (ch << 16) | seq
+        if key in self.recent:
+            self.dup_requests += 1
+            done = self.recent[key]
+            if done is not None:   # answered already: the same answer again
+                self.send(ch, kind | wire.RESP, seq, b"", done)
             return
         for w in self.workers:
             if not w.busy:
@@ -173,6 +255,7 @@ class Link:
                 w.ch = ch
                 w.kind = kind
                 w.seq = seq
+                self._remember(key)
                 w.ev.set()
                 return
         self.busy_refused += 1
@@ -194,5 +277,7 @@ class Link:
         c["busy_refused"] = self.busy_refused
         c["timeouts"] = self.timeouts
         c["late_responses"] = self.late_responses
+        c["retransmits"] = self.retransmits
+        c["dup_requests"] = self.dup_requests
         c["dropped"] = self.dec.dropped()
         return c

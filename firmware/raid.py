@@ -4,7 +4,19 @@
 # A group's members all hold `rows` blocks; a "row" is one block on every member.
 # Group table (SM "groups"): id, level, members [drive ids], chunk, rows, capacity,
 # failed [member indexes], state, spares [drive ids], rebuild {member, spare, pointer,
-# lost [rows], paused} or None.
+# lost [rows], paused} or None, and optionally invalid [[member, row]]: blocks known to
+# hold no valid data (never read as data; rebuilt, and valid again once rewritten).
+#
+# A feature may stand in for one member of a group (proactive sparing of a failing
+# drive): Raid.standin[gid] = an object with
+#   .member                      the member index it stands in for
+#   async .read(g, row, into, first) -> status, or None when it has no copy: first=True
+#       before RAID tries to rebuild the block (a copy that must win, e.g. diverted
+#       updates), first=False after the rebuild failed (e.g. the spare's copy).  It must
+#       not call Raid methods (the scratch buffers may be in use).
+#   async .write(g, row, data) -> status   the member's new block (called last).
+# RAID never writes that member's drive, and reads it only when its block can be got
+# no other way (last resort).
 #
 # Every method here is called with `self.lock` held: the scratch buffers are shared.
 import asyncio
@@ -14,6 +26,7 @@ from firmware import core, wire
 GOOD = (wire.OK, wire.RECOVERED)
 # Drive statuses that mean "this drive is gone" (as opposed to one bad block).
 _DRIVE_LOST = (wire.E_NOT_READY, wire.E_WRITE_FAULT, wire.E_TIMEOUT)
+HELD = -2   # drive_of(): the member a feature stands in for (see Raid.standin)
 
 
 def locate(g, glba):
@@ -57,10 +70,27 @@ class Raid:
         self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
         self.repaired = 0
         self.lost_reads = 0
+        self.standin = {}
+
+    @staticmethod
+    def _invalid(g, m, row):
+        inv = g.get("invalid")
+        return bool(inv) and [m, row] in inv
+
+    @staticmethod
+    def _valid_again(g, m, row):
+        inv = g.get("invalid")
+        if inv and [m, row] in inv:
+            inv.remove([m, row])
 
     # ---- membership -----------------------------------------------------
     def drive_of(self, g, m, row):
-        """Drive that holds member m's block of `row` now, or -1 if none does."""
+        """Drive that holds member m's block of `row` now, -1 if none does, HELD if a
+        feature stands in for the member."""
+        if self.standin:
+            h = self.standin.get(g["id"])
+            if h is not None and h.member == m:
+                return HELD
         if m in g["failed"]:
             rb = g["rebuild"]
             if rb and rb["member"] == m and row < rb["pointer"]:
@@ -94,17 +124,45 @@ class Raid:
             return await self._read_mirror(g, row, into)
         d = self.drive_of(g, m, row)
         if d >= 0:
-            st = await self.dka.read(d, row, 1, into)
-            if st in GOOD:
-                return st
-            self._lost(g, d, st)
+            if self._invalid(g, m, row):
+                st = wire.E_MEDIUM
+            else:
+                st = await self.dka.read(d, row, 1, into)
+                if st in GOOD:
+                    return st
+                self._lost(g, d, st)
             st = await self.reconstruct(g, row, m, into)
             if st in GOOD and self.drive_of(g, m, row) == d:
                 # S: the block was unreadable but the drive is alive: rewrite it (repair)
                 if await self.dka.write(d, row, 1, into) == wire.OK:
                     self.repaired += 1
+                    self._valid_again(g, m, row)
             return st
+        if d == HELD:
+            return await self._read_held(g, row, m, into)
         return await self.reconstruct(g, row, m, into)
+
+    async def _read_held(self, g, row, m, into):
+        """The held member's block: the stand-in's own copy if it must win, else rebuilt
+        from the others; only if that fails the stand-in's other copy, then the drive."""
+        h = self.standin[g["id"]]
+        st = await h.read(g, row, into, True)
+        if st is not None and st in GOOD:
+            return st
+        st = await self.reconstruct(g, row, m, into)
+        if st in GOOD:
+            return st
+        return await self._held(g, row, into)
+
+    async def _held(self, g, row, into):
+        """The held member's block where it cannot be rebuilt (it is needed to rebuild
+        another): the stand-in's copies, else the held drive itself (last resort)."""
+        h = self.standin[g["id"]]
+        for first in (True, False):
+            st = await h.read(g, row, into, first)
+            if st is not None and st in GOOD:
+                return st
+        return await self.dka.read(g["members"][h.member], row, 1, into)
 
     async def _read_mirror(self, g, row, into):
         bad = []
@@ -133,7 +191,10 @@ class Raid:
             if o == m:
                 continue
             d = self.drive_of(g, o, row)
-            if d < 0:
+            if d == HELD and await self._held(g, row, self.scratch[k]) in GOOD:
+                k += 1
+                continue
+            if d < 0 or self._invalid(g, o, row):
                 self.lost_reads += 1
                 return wire.E_DATA_LOST
             ops.append((d, "r", row, self.scratch[k]))
@@ -156,6 +217,9 @@ class Raid:
                                              for k in range(len(g["members"]))])
         dm = self.drive_of(g, m, row)
         dp = self.drive_of(g, p, row)
+        if dm == HELD or dp == HELD or self._invalid(g, m, row) or self._invalid(g, p, row):
+            # the held drive is never read: parity from the other data blocks
+            return await self._reconstruct_write(g, row, m, p, data)
         if dp < 0:
             if dm < 0:
                 return wire.E_DATA_LOST
@@ -184,7 +248,10 @@ class Raid:
             if o == m or o == p:
                 continue
             d = self.drive_of(g, o, row)
-            if d < 0:
+            if d == HELD and await self._held(g, row, self.scratch[k]) in GOOD:
+                k += 1
+                continue
+            if d < 0 or self._invalid(g, o, row):
                 return wire.E_DATA_LOST
             ops.append((d, "r", row, self.scratch[k]))
             k += 1
@@ -199,7 +266,7 @@ class Raid:
         core.xor_into(par, srcs)
         w = [(self.drive_of(g, p, row), "w", row, par)]
         dm = self.drive_of(g, m, row)
-        if dm >= 0:
+        if dm >= 0 or dm == HELD:
             w.append((dm, "w", row, data))
         return await self._write_ops(g, w)
 
@@ -223,6 +290,14 @@ class Raid:
             if sts[i] != wire.OK and sts[i] != wire.RECOVERED:
                 self.u.fail_drive(live[i][0], wire.status_name(sts[i]))
         ok = sum(1 for s in sts if s in GOOD)
+        if g.get("invalid"):
+            for m in range(len(g["members"])):
+                for i in range(len(live)):
+                    if sts[i] in GOOD and live[i][0] == g["members"][m]:
+                        self._valid_again(g, m, live[i][2])
+        for op in ops:
+            if op[0] == HELD and await self.standin[g["id"]].write(g, op[2], op[3]) in GOOD:
+                ok += 1
         if ok == 0:
             return wire.E_DATA_LOST
         if g["level"] == 5 and len(g["failed"]) > 1:

@@ -26,6 +26,7 @@ class SharedMemory:
         self.saves = 0
         self.dirty = False
         self.boots = 0
+        self.before_save = []   # fns run before every save (features put runtime state into tables)
 
     def load(self):
         """Reload persisted tables; return True if there were any."""
@@ -39,6 +40,8 @@ class SharedMemory:
         return True
 
     def save(self):
+        for fn in self.before_save:
+            fn()
         with open(self.tmp, "w") as f:
             json.dump({"format": FORMAT, "tables": self.t}, f)
         os.rename(self.tmp, self.path)

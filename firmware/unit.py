@@ -21,6 +21,7 @@ BOARD_DEFAULTS = {
     "workers": 4,
     "destage_ms": 20,
     "save_ms": 500,
+    "retry_ms": 300,        # resend a drive/peer request not answered within this time
 }
 MAX_WARNINGS = 32
 
@@ -31,7 +32,8 @@ class Unit:
         b.update(board)
         self.board = b
         self.sm = SharedMemory(sm_path)
-        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8)
+        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8,
+                         retry_ms=b["retry_ms"])
         self.link.handler = self.handle
         self.dka = DKA(self)
         self.jobs = Jobs()

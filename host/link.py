@@ -4,6 +4,11 @@ A reader thread splits the byte stream into frames with the same wire module the
 firmware uses, answers the board's drive requests from the simulated drives, hands
 peer frames to the fabric, completes the host's own requests, and records every frame
 that crosses the wire (direction, time, channel, kind, seq, length).
+
+Recovery from a lossy link mirrors the firmware's (firmware/link.py): requests are
+resent with the same seq until answered (at once when the board reports a dropped
+frame), and a drive request seen before is answered from the remembered response
+instead of being executed again, so a late copy of an old write never lands.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import json
 import struct
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from firmware import wire
@@ -33,8 +38,12 @@ class StatusError(Exception):
 @dataclass
 class _Waiter:
     ev: threading.Event = field(default_factory=threading.Event)
+    frame: bytes = b""
     kind: int = 0
     payload: bytes = b""
+
+
+DRIVE_RECENT = 512    # drive requests remembered for duplicate suppression
 
 
 @dataclass
@@ -53,7 +62,7 @@ class Record:
 
 class BoardLink:
     def __init__(self, ser, name: str = "unit", max_payload: int = wire.MAX_PAYLOAD,
-                 trace: int = 100000):
+                 trace: int = 100000, retry: float = 0.5):
         self.ser = ser
         self.name = name
         self.max_payload = max_payload
@@ -69,6 +78,10 @@ class BoardLink:
         self.logs: deque[str] = deque(maxlen=1000)
         self.dropped_notices = 0
         self.trace: deque[Record] = deque(maxlen=trace)
+        self.retry = retry
+        self.retransmits = 0
+        self.dup_drive_requests = 0
+        self.drive_recent: OrderedDict[int, bytes] = OrderedDict()
         self.tx_bytes = 0
         self.rx_bytes = 0
         self.closed = False
@@ -95,13 +108,19 @@ class BoardLink:
         with self.slock:
             self.seq = (self.seq + 1) & 0xFFFF
             seq = self.seq
+            w.frame = wire.pack(ch, kind, seq, payload)
             self.waiters[(ch, seq)] = w
-        self.send(ch, kind, seq, payload)
-        if not w.ev.wait(timeout):
-            with self.slock:
-                self.waiters.pop((ch, seq), None)
-            raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
-                            f"{wire.channel_name(ch)} within {timeout} s")
+        self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
+        self.send_raw(w.frame)
+        end = time.monotonic() + timeout
+        while not w.ev.wait(min(self.retry, max(0.0, end - time.monotonic()))):
+            if time.monotonic() >= end or self.closed:
+                with self.slock:
+                    self.waiters.pop((ch, seq), None)
+                raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
+                                f"{wire.channel_name(ch)} within {timeout} s")
+            self.retransmits += 1
+            self.send_raw(w.frame)
         if not w.payload:
             raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
         return w.payload[0], w.payload[1:]
@@ -134,7 +153,8 @@ class BoardLink:
             dec.push(data)
             while True:
                 fr = dec.pop()
-                dec.rejects.clear()
+                if dec.rejects:
+                    self._answer_rejects()
                 if fr is None:
                     break
                 ch, kind, seq, payload = fr
@@ -148,6 +168,39 @@ class BoardLink:
             for w in self.waiters.values():
                 w.ev.set()
 
+    def _answer_rejects(self):
+        lost = False
+        for ch, kind, seq, st in self.dec.rejects:
+            if ch < 0:   # header untrusted: tell the board, which resends what it awaits
+                self.send(wire.CH_LINK, wire.K_DROPPED, 0, struct.pack(wire.DROPPED_FMT, st, 0, 0, 0))
+                lost = True
+            else:
+                self.send(ch, kind | wire.RESP, seq, bytes([st]))
+        self.dec.rejects.clear()
+        if lost:   # the lost frame may have been the answer to one of ours: ask again now
+            self.resend_all()
+
+    def resend_all(self):
+        with self.slock:
+            frames = [w.frame for w in self.waiters.values() if not w.ev.is_set()]
+        for f in frames:
+            self.retransmits += 1
+            self.send_raw(f)
+
+    def _serve_drive(self, ch, kind, seq, payload):
+        key = (ch << 16) | seq
+        resp = self.drive_recent.get(key)
+        if resp is not None:
+            self.dup_drive_requests += 1
+        else:
+            st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload) if self.drive_handler \
+                else (wire.E_NOT_READY, b"")
+            resp = bytes([st]) + data
+            self.drive_recent[key] = resp
+            if len(self.drive_recent) > DRIVE_RECENT:
+                self.drive_recent.popitem(last=False)
+        self.send(ch, kind | wire.RESP, seq, resp)
+
     def _dispatch(self, ch, kind, seq, payload):
         if kind & wire.RESP:
             with self.slock:
@@ -160,9 +213,7 @@ class BoardLink:
                 self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
             return
         if wire.CH_DRIVE <= ch < wire.CH_PEER:
-            st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload) if self.drive_handler \
-                else (wire.E_NOT_READY, b"")
-            self.send(ch, kind | wire.RESP, seq, bytes([st]) + data)
+            self._serve_drive(ch, kind, seq, payload)
         elif wire.CH_PEER <= ch < wire.CH_MGMT:
             if self.peer_handler:
                 self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
@@ -171,12 +222,20 @@ class BoardLink:
         elif ch == wire.CH_LOG:
             self.logs.append(payload.decode(errors="replace"))
         elif ch == wire.CH_LINK and kind == wire.K_HELLO:
+            self.drive_recent.clear()   # a new boot numbers its requests from 1 again
             self.hello_info = json.loads(payload)
             self.hello.set()
         elif ch == wire.CH_LINK and kind == wire.K_DROPPED:
             self.dropped_notices += 1
+            self.resend_all()
             reason = struct.unpack_from(wire.DROPPED_FMT, payload)[0] if len(payload) >= 5 else 0
             self.logs.append(f"board dropped a frame: {wire.status_name(reason)}")
+
+    def counters(self) -> dict:
+        c = self.dec.counters()
+        c.update(retransmits=self.retransmits, dup_drive_requests=self.dup_drive_requests,
+                 dropped_notices=self.dropped_notices, tx_bytes=self.tx_bytes, rx_bytes=self.rx_bytes)
+        return c
 
     def wait_hello(self, timeout: float = 30.0) -> dict:
         if not self.hello.wait(timeout):

@@ -25,6 +25,7 @@ from host.drives import SimDrive
 from host.fabric import Fabric
 from host.hostio import HostComputer
 from host.link import BoardLink, LinkError, StatusError
+from host.linkfaults import FaultyPort, LinkFaults
 
 __all__ = ["Rig", "Unit", "StatusError", "LinkError", "RigError"]
 
@@ -74,12 +75,15 @@ class Unit:
             if k not in HOST_ONLY_KEYS:
                 self.config[k] = copy.deepcopy(v)
         self.fabric: Fabric | None = None
+        self.link_faults = LinkFaults()     # faults on the host <-> board link (see set_link_faults)
+        self.fault_seed = desc.get("fault_seed", 0)
 
     # ---- lifecycle -----------------------------------------------------------
     def start(self, configure: bool = True, timeout: float = 30.0):
         ser = self.launcher.start()
         mp = self.board.get("max_payload", wire.MAX_PAYLOAD)
-        self.link = BoardLink(ser, self.name, max_payload=mp)
+        self.port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
+        self.link = BoardLink(self.port, self.name, max_payload=mp)
         self.link.drive_handler = self._serve_drive
         if self.fabric:
             self.fabric.attach(self)
@@ -127,6 +131,17 @@ class Unit:
     def inject(self, drive: int, fault: str, start: int = 0, count: int | None = None, seconds: float = 0.0):
         """Inject a fault on a simulated drive (see host.drives)."""
         self.drives[drive].inject(fault, start, count, seconds)
+
+    def set_link_faults(self, **rates):
+        """Faults on this unit's serial link, both directions: corrupt (per byte), drop,
+        duplicate, delay (per frame), delay_s.  No argument: a clean link again."""
+        f = self.link_faults
+        for k in ("corrupt", "drop", "duplicate", "delay"):
+            setattr(f, k, 0.0)
+        for k, v in rates.items():
+            if not hasattr(f, k):
+                raise ValueError(f"unknown link fault {k!r}")
+            setattr(f, k, v)
 
     def drive_counters(self) -> list[dict]:
         return [dict(d.counters) for d in self.drives]

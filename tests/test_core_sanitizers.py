@@ -13,7 +13,7 @@ ROOT = os.path.dirname(HERE)
 SAN = "-fsanitize=address,undefined"
 
 # Extra work for the sanitized module beyond the vectors: lengths around the XOR
-# block size, up to 12 sources, and dst among the sources.
+# block size, up to 12 sources, dst among the sources, and the streaming path.
 EXTRA = r"""
 import os, sys
 sys.path.append(sys.argv[1])
@@ -43,6 +43,16 @@ for n in (1, 63, 64, 65, 8191, 8192, 8193, 20001):
     out = bytearray(n)
     assert c.cobs_decode(enc[:k], out) == n and out == bm
     c.cobs_decode(bytes(enc[:k - 1]) + b"\xff", out)  # broken input: must stay in bounds
+# the streaming path (>= 4 MiB, nsrc <= 5), dst off a 64-byte boundary
+n = (4 << 20) + 77
+for ns in (1, 3, 5):
+    srcs = [os.urandom(n) for _ in range(ns)]
+    big = bytearray(n + 3)
+    c.xor_into(memoryview(big)[3:], srcs)
+    v = 0
+    for s in srcs:
+        v ^= int.from_bytes(s, "little")
+    assert big[3:] == v.to_bytes(n, "little"), ns
 print("extra ok", _storlab_core.__file__)
 """
 
