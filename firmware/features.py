@@ -12,4 +12,8 @@
 
 def load(name):
     """The module of a feature, by name (explicit imports: MicroPython-friendly)."""
+    if name == "volcopy":
+        from firmware import volcopy
+
+        return volcopy
     raise ValueError("unknown feature %r" % (name,))
