@@ -15,7 +15,7 @@ def key_of(gid, glba):
 
 
 class Cache:
-    def __init__(self, nslots, block_size):
+    def __init__(self, nslots, block_size, nv=None):
         self.n = nslots
         self.bs = block_size
         # one buffer per slot: a small heap may not have one contiguous free region
@@ -23,6 +23,8 @@ class Cache:
         self.key = [-1] * nslots
         self.state = bytearray(nslots)
         self.busy = bytearray(nslots)    # 1 while a destage has the slot's data in flight
+        self.resync = bytearray(nslots)  # 1: restored after a reset, recompute parity on destage
+        self.nv = nv                     # NVCache or None (volatile cache)
         self.gen = [0] * nslots
         self.used = [0] * nslots
         self.index = {}
@@ -67,15 +69,38 @@ class Cache:
             self.ndirty += 1
         self.state[i] = DIRTY
         self.gen[i] += 1
+        if self.nv is not None:
+            self.nv.put(i, self.key[i], self.gen[i], self.slot[i])
 
     def mark_clean(self, i, gen):
         """After a destage of generation `gen`: clean unless rewritten since."""
         if self.gen[i] == gen and self.state[i] != CLEAN:
             self.state[i] = CLEAN
+            self.resync[i] = 0
             self.ndirty -= 1
             self.c["destaged"] += 1
+            if self.nv is not None:
+                self.nv.clean(i)
             return True
         return False
+
+    def restore(self):
+        """Boot: put the non-volatile cache's dirty records back; return how many."""
+        if self.nv is None:
+            return 0
+        recs = self.nv.dirty_records()
+        for i, key, gen, data in recs:
+            if i >= self.n:
+                continue
+            self.key[i] = key
+            self.index[key] = i
+            self.slot[i][:] = data
+            self.gen[i] = gen
+            self.state[i] = DIRTY
+            self.resync[i] = 1
+            self.ndirty += 1
+        self.c["restored"] = len(recs)
+        return len(recs)
 
     def pin(self, i):
         if self.state[i] == DIRTY:
@@ -98,4 +123,7 @@ class Cache:
         d["slots"] = self.n
         d["dirty"] = self.ndirty
         d["used"] = len(self.index)
+        d["nv"] = self.nv is not None
+        if self.nv is not None:
+            d["nv_writes"] = self.nv.writes
         return d

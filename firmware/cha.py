@@ -165,7 +165,7 @@ async def destage(u):
             gen = c.gen[s]
             c.busy[s] = 1
             try:
-                st = await raid.write_block(g, glba, c.slot[s])
+                st = await raid.write_block(g, glba, c.slot[s], c.resync[s])
             finally:
                 c.busy[s] = 0
             _done(u, s, gen, st)

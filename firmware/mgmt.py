@@ -6,6 +6,7 @@ from firmware import cha, features, wire
 from firmware.raid import capacity
 
 PEER_PING = 0x01
+KIND_KEY = 0x100   # u.peer_handlers[KIND_KEY | kind]: a feature's own frame kind on peer channels
 
 
 def _int(d, k, lo=0, hi=1 << 40):
@@ -242,6 +243,11 @@ async def handle(u, req):
 
 async def peer_request(u, req):
     p = req.payload()
+    if req.kind != wire.K_PEER:
+        h = u.peer_handlers.get(KIND_KEY | req.kind)
+        if h is None:
+            return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
+        return await h(u, req, p)
     if len(p) < 1:
         return u.link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
     sub = p[0]

@@ -209,8 +209,10 @@ class Raid:
         return wire.OK
 
     # ---- writes -------------------------------------------------------------
-    async def write_block(self, g, glba, data):
-        """Write one group block (RAID5: read-modify-write of data and parity)."""
+    async def write_block(self, g, glba, data, resync=False):
+        """Write one group block (RAID5: read-modify-write of data and parity; with
+        resync, parity is recomputed from the row's data instead, for a row whose last
+        write may have been cut short)."""
         row, m, p = locate(g, glba)
         if g["level"] == 1:
             return await self._write_ops(g, [(self.drive_of(g, k, row), "w", row, data)
@@ -224,8 +226,9 @@ class Raid:
             if dm < 0:
                 return wire.E_DATA_LOST
             return await self._write_ops(g, [(dm, "w", row, data)])
-        if dm < 0:
-            # data member missing: parity = XOR(new data, the other data blocks)
+        if dm < 0 or (resync and not g["failed"]):
+            # data member missing (or parity not trusted, and every data block there
+            # to recompute it from): parity = XOR(new data, the other data blocks)
             return await self._reconstruct_write(g, row, m, p, data)
         old = self.scratch[0]
         ppar = self.scratch[1]

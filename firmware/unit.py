@@ -10,6 +10,7 @@ from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
 from firmware.link import Link, sleep_ms, wait_ms
+from firmware.nvcache import NVCache
 from firmware.raid import GOOD, Raid
 from firmware.sm import SharedMemory
 
@@ -22,6 +23,7 @@ BOARD_DEFAULTS = {
     "destage_ms": 20,
     "save_ms": 500,
     "retry_ms": 300,        # resend a drive/peer request not answered within this time
+    "nv_cache": False,      # keep dirty cache slots in a file too (battery-backed cache)
 }
 MAX_WARNINGS = 32
 
@@ -69,7 +71,15 @@ class Unit:
         self.bs = cfg["block_size"]
         self.write_through = cfg.get("cache_mode", "write-back") == "write-through"
         n = self.board["cache_slots"]
-        self.cache = Cache(n, self.bs)
+        nv = None
+        if self.board.get("nv_cache"):
+            nv = NVCache(self.sm.path[:-len("sm.json")] + "cache.nv", n, self.bs)
+        if self.cache is not None and self.cache.nv is not None:
+            self.cache.nv.close()
+        self.cache = Cache(n, self.bs, nv)
+        if self.cache.restore():
+            self.warn("%d dirty cache slots restored from the non-volatile cache" % self.cache.ndirty)
+            self.destage_ev.set()
         self.high_water = max(1, n // 2)
         self.raid = Raid(self, self.bs, self.board["max_members"])
         for name in cfg.get("features", []):

@@ -41,6 +41,7 @@ K_VOLINFO = const(0x04)  # host port: vol u16 -> status, blocks u32, block_size 
 K_DREAD = const(0x11)    # drive: lba u32, count u16 -> status, data
 K_DWRITE = const(0x12)   # drive: lba u32, count u16, data -> status
 K_PEER = const(0x21)     # peer unit: opaque payload -> status, opaque payload
+K_PBLOCK = const(0x22)   # peer unit: parity block transfer (seed 000 Fig 33) -> status [, frame]
 K_MGMT = const(0x31)     # management: JSON command -> status, JSON reply
 K_LOG = const(0x41)      # log: JSON record (no response)
 K_DROPPED = const(0x7E)  # link: reason u8, channel u8, kind u8, seq u16 (no response)
@@ -48,12 +49,13 @@ K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no res
 
 KINDS = {
     K_READ: "READ", K_WRITE: "WRITE", K_FLUSH: "FLUSH", K_VOLINFO: "VOLINFO",
-    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_MGMT: "MGMT",
+    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_PBLOCK: "PBLOCK", K_MGMT: "MGMT",
     K_LOG: "LOG", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
 }
 # Which request kinds each channel group accepts.
 _HOST_KINDS = (K_READ, K_WRITE, K_FLUSH, K_VOLINFO)
 _DRIVE_KINDS = (K_DREAD, K_DWRITE)
+_PEER_KINDS = (K_PEER, K_PBLOCK)
 
 # Status codes (first payload byte of every response).
 OK = const(0x00)
@@ -93,6 +95,20 @@ IO_HEAD_LEN = const(8)
 DIO_HEAD = "<IH"     # lba, count        (drive DREAD / DWRITE)
 DIO_HEAD_LEN = const(6)
 DROPPED_FMT = "<BBBH"
+# PBLOCK (Fig 33): parity block number, then the status information, then the data.
+PBLK_HEAD = "<IBBBBH"   # block u32, dst u8, src u8, flags u8, op u8, length u16
+PBLK_HEAD_LEN = const(10)
+PB_PARITY = const(0x01)   # data used to create parity data
+PB_HOST = const(0x02)     # data updated by the host: the write delta Dold ^ Dnew
+PB_REQUEST = const(0x04)  # asks the receiver for its copy of the block (no data)
+# PBLOCK op: the procedure a frame belongs to
+PB_OP_NONE = const(0)
+PB_OP_BUILD = const(1)    # synchronous initial build (Fig 14 / Fig 21)
+PB_OP_ADD = const(2)      # asynchronous add, sequential (Fig 24)
+PB_OP_DELETE = const(3)   # asynchronous delete (Fig 32)
+PB_OP_RESTORE = const(4)  # restoration (Fig 28 / Figs 30-31)
+PB_OP_REBUILD = const(5)  # rebuild of the parity unit
+PB_OP_READSEND = const(6)  # random method: a host read sends the block (Fig 23 / Fig 26 option)
 
 
 def status_name(st):
@@ -122,7 +138,7 @@ def kind_allowed(ch, kind):
     if ch < CH_PEER:
         return k in _DRIVE_KINDS
     if ch < CH_MGMT:
-        return k == K_PEER
+        return k in _PEER_KINDS
     if ch == CH_MGMT:
         return k == K_MGMT
     if ch == CH_LOG:

@@ -78,6 +78,7 @@ class BoardLink:
         self.logs: deque[str] = deque(maxlen=1000)
         self.dropped_notices = 0
         self.trace: deque[Record] = deque(maxlen=trace)
+        self.on_record = None       # optional fn(link, dir, ch, kind, seq, payload): sees every traced frame
         self.retry = retry
         self.retransmits = 0
         self.dup_drive_requests = 0
@@ -97,6 +98,8 @@ class BoardLink:
 
     def send(self, ch: int, kind: int, seq: int, payload: bytes = b""):
         self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
+        if self.on_record:
+            self.on_record(self, "tx", ch, kind, seq, payload)
         self.send_raw(wire.pack(ch, kind, seq, payload))
 
     def request(self, ch: int, kind: int, payload: bytes = b"", timeout: float = 30.0) -> tuple[int, bytes]:
@@ -111,6 +114,8 @@ class BoardLink:
             w.frame = wire.pack(ch, kind, seq, payload)
             self.waiters[(ch, seq)] = w
         self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
+        if self.on_record:
+            self.on_record(self, "tx", ch, kind, seq, payload)
         self.send_raw(w.frame)
         end = time.monotonic() + timeout
         while not w.ev.wait(min(self.retry, max(0.0, end - time.monotonic()))):
@@ -159,6 +164,8 @@ class BoardLink:
                     break
                 ch, kind, seq, payload = fr
                 self.trace.append(Record(time.monotonic(), "rx", ch, kind, seq, len(payload)))
+                if self.on_record:
+                    self.on_record(self, "rx", ch, kind, seq, payload)
                 try:
                     self._dispatch(ch, kind, seq, bytes(payload))
                 except Exception as e:  # keep the link alive; the error is visible in logs

@@ -42,6 +42,8 @@ HOST_ONLY_KEYS = ("name", "board", "drives", "drive_blocks", "drive_sizes", "bac
 class Unit:
     """One storage unit as the host sees it: board, link, drives, and the rig API."""
 
+    on_record = None   # fn(link, dir, ch, kind, seq, payload) given to each new link (host.trace)
+
     def __init__(self, desc: dict, block_size: int, state_dir: Path, board_override: str | None = None):
         self.desc = desc
         self.name = desc["name"]
@@ -85,12 +87,16 @@ class Unit:
         self.port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
         self.link = BoardLink(self.port, self.name, max_payload=mp)
         self.link.drive_handler = self._serve_drive
+        self.link.on_record = self.on_record
         if self.fabric:
             self.fabric.attach(self)
+        by_url = self.board.get("kind") == "serial"
         try:
-            self.hello = self.link.wait_hello(timeout)
+            self.hello = self.link.wait_hello(min(timeout, 1.0) if by_url else timeout)
         except LinkError:
-            raise RigError(f"unit {self.name} did not boot: {self._board_log()}") from None
+            if not by_url:
+                raise RigError(f"unit {self.name} did not boot: {self._board_log()}") from None
+            self.hello = self.mgmt("info", timeout=timeout)   # it booted before we attached: ask
         if configure and not self.hello.get("configured"):
             self.mgmt("configure", config=self.config)
         return self

@@ -1,0 +1,60 @@
+# Non-volatile cache: the model of a battery-backed cache.  Every dirty slot is also
+# written to a file on the board's filesystem before the host's write is acknowledged,
+# as one record (header + data) in one write call, so a board killed at any moment
+# finds each record either wholly old or wholly new.  At boot, dirty records go back
+# into the cache and are destaged again (with parity recomputed from the data: a
+# destage cut short may have left the row's parity stale).
+import os
+import struct
+
+REC = "<IIIB3x"     # magic, key, gen, state
+REC_LEN = 16
+MAGIC = 0x4E564331  # "NVC1"
+DIRTY = 1
+CLEAN = 0
+
+
+class NVCache:
+    def __init__(self, path, nslots, block_size):
+        self.path = path
+        self.n = nslots
+        self.bs = block_size
+        self.stride = REC_LEN + block_size
+        try:
+            os.stat(path)
+            mode = "r+b"
+        except OSError:
+            mode = "w+b"
+        self.f = open(path, mode, 0)   # unbuffered: each record reaches the OS at once
+        self.rec = bytearray(self.stride)
+        self.recmv = memoryview(self.rec)
+        self.one = bytearray(1)
+        self.writes = 0
+
+    def put(self, i, key, gen, data):
+        struct.pack_into(REC, self.rec, 0, MAGIC, key, gen, DIRTY)
+        self.recmv[REC_LEN:] = data
+        self.f.seek(i * self.stride)
+        self.f.write(self.rec)
+        self.writes += 1
+
+    def clean(self, i):
+        self.one[0] = CLEAN
+        self.f.seek(i * self.stride + 12)
+        self.f.write(self.one)
+
+    def dirty_records(self):
+        """[(slot, key, gen, data)] of every record still dirty in the file."""
+        out = []
+        for i in range(self.n):
+            self.f.seek(i * self.stride)
+            k = self.f.readinto(self.rec)
+            if k != self.stride:
+                break
+            magic, key, gen, state = struct.unpack_from(REC, self.rec, 0)
+            if magic == MAGIC and state == DIRTY:
+                out.append((i, key, gen, bytes(self.recmv[REC_LEN:])))
+        return out
+
+    def close(self):
+        self.f.close()
