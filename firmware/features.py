@@ -20,4 +20,8 @@ def load(name):
         from firmware import volcopy
 
         return volcopy
+    if name == "sparing":
+        from firmware import sparing
+
+        return sparing
     raise ValueError("unknown feature %r" % (name,))

@@ -231,16 +231,19 @@ class Spare:
                 done = False
                 if has or area.space(key):
                     st = await self._assemble(key, gl, covered, data, has)
-                    if st in GOOD and has and not area.space(key):
-                        # S86/S87: the journal is full: the whole merged track to the group
-                        over.append((gl[0], n, bytes(self.tbuf[:n * bs])))
-                        area.drop(key)
-                        done = True
-                    elif st in GOOD and await area.store(key, self.tbuf, n) in GOOD:  # S42/S43, S88-S90, S143-S148
+                    if st not in GOOD:
+                        if has:
+                            return st
+                    elif (has and not area.space(key)) or await area.store(key, self.tbuf, n) not in GOOD:
+                        if has:
+                            # S86/S87 (journal full) or a failed backup write (I32): the
+                            # whole merged track to the group, the bit cleared
+                            over.append((gl[0], n, bytes(self.tbuf[:n * bs])))
+                            area.drop(key)
+                            done = True
+                    else:                                # S42/S43, S88-S90, S143-S148
                         self.stats["diverted"] += 1
                         done = True
-                    elif has:
-                        return wire.E_DATA_LOST
                 if done:
                     for idx in covered:
                         off = covered[idx]
