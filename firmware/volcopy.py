@@ -124,6 +124,7 @@ class CopyJob(Job):
     def __init__(self, rec, total, pointer):
         Job.__init__(self, rec["name"], rec["kind"], total, pointer, rec["paused"])
         self.rec = rec
+        self.note = "copied %d" % rec["copied"]
 
     def info(self):
         d = Job.info(self)
