@@ -179,15 +179,18 @@ class JournalArea(_Bits):
         return -1 if self.sp.faulty_only else key[0]
 
     def find(self, owner, first):
-        """S73/S74: the first unused W-VOL in number order; otherwise (I18) with share the
-        first with space, else one this sparing already holds with space."""
+        """S73/S74: the first unused W-VOL in number order, else one this sparing already
+        holds with space.  With share (E4, Fig 20A) a W-VOL in use with space comes first."""
         wv = self.mgr.wvols
+        if self.mgr.cfg.get("share", False):
+            for w in wv:
+                if w["primaries"] and w["terminal"] < w["capacity"]:
+                    return w
         for w in wv:
             if not w["primaries"] and w["terminal"] < w["capacity"]:
                 return w
-        share = self.mgr.cfg.get("share", False)
         for w in wv:
-            if w["terminal"] < w["capacity"] and (share or w in self.mine):
+            if w["terminal"] < w["capacity"] and w in self.mine:
                 return w
         return None
 

@@ -457,8 +457,8 @@ class Spare:
              "faulty_only": self.faulty_only, "track_blocks": self.tb, "rows": self.rows,
              "copy_pointer": self.ptr, "feedback_pointer": self.fb_ptr, "feedback_total": self.fb_total,
              "lost": list(self.lost), "spare_write_errors": list(self.swe), "stats": dict(self.stats)}
-        if self.faulty_only:
-            d["disk_bitmap"] = "".join("1" if core.bit_test(self.dbm, t) else "0" for t in range(self.ntracks))
+        if self.faulty_only and a is not None:
+            d["disk_bitmap"] = "".join("1" if a.has((self.drive, t)) else "0" for t in range(self.ntracks))
         if a is not None and a.kind == "journal":
             d["journal_searched"] = a.searched
             d["journal_fetched"] = a.fetched
