@@ -1,6 +1,6 @@
 """storlab: the command line.
 
-  storlab demo [--board emulator|cpython|inprocess] [--rig FILE]
+  storlab demo [--board emulator|cpython|inprocess] [--rig FILE] [--scenario rebuild|sparing|all]
   storlab tables --rig FILE [--board B] [--table NAME]
   storlab boards
 """
@@ -20,6 +20,9 @@ def main(argv=None):
     d.add_argument("--board", default="emulator")
     d.add_argument("--rig", default=None)
     d.add_argument("--ops", type=int, default=300)
+    d.add_argument("--scenario", default="rebuild", choices=["rebuild", "sparing", "all"],
+                   help="rebuild: a drive dies and is rebuilt; sparing: a failing drive is copied "
+                        "to the spare before it dies (seed 001); all: both")
     t = sub.add_parser("tables", help="start a rig and print its units' SM tables as JSON")
     t.add_argument("--rig", required=True)
     t.add_argument("--board", default=None)
@@ -31,8 +34,15 @@ def main(argv=None):
         from host import demo
 
         kw = {"rig_path": a.rig} if a.rig else {}
-        res = demo.run(board=a.board, ops=a.ops, **kw)
-        return 0 if res["bad"] == 0 else 1
+        bad = 0
+        if a.scenario in ("rebuild", "all"):
+            bad += demo.run(board=a.board, ops=a.ops, **kw)["bad"]
+        if a.scenario in ("sparing", "all"):
+            from host import demo_sparing
+
+            res = demo_sparing.run(board=a.board, **kw)
+            bad += res["bad"] + res["faulty_writes"]
+        return 0 if bad == 0 else 1
     if a.cmd == "tables":
         from host.rig import Rig
 

@@ -520,3 +520,15 @@ def test_no_backup_area_writes_go_to_the_group_and_the_spare(make_rig):
     assert st["stats"]["through"] > 0 and st["stats"]["skipped"] > 0
     assert u.drives[2].counters["writes"] == w0
     assert verify(u, h, vols, wl) == 0
+
+
+def test_the_sparing_demo_runs_clean_on_the_emulator():
+    import io
+
+    from rich.console import Console
+
+    from host import demo_sparing
+
+    res = demo_sparing.run(board="emulator", console=Console(file=io.StringIO(), width=100))
+    assert res["bad"] == 0 and res["faulty_writes"] == 0 and res["host_reads_faulty"] == 0
+    assert res["sparing"]["phase"] == "done" and res["group"]["members"] == [0, 1, 4, 3]
