@@ -31,6 +31,17 @@ from firmware.jobs import DONE, FAILED, PAUSED, Job
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
 UNDER_GEN = "UNDER GENERATION"
 GEN_DONE = "GENERATION COMPLETED"
 UNDER_DIV = "UNDER DIVISION"
@@ -125,11 +136,14 @@ class CopyJob(Job):
         Job.__init__(self, rec["name"], rec["kind"], total, pointer, rec["paused"])
         self.rec = rec
         self.note = "copied %d" % rec["copied"]
+        self.t0 = ticks_ms()
+        self.ms = -1            # run time since (re)start, once finished
 
     def info(self):
         d = Job.info(self)
         d["copied"] = self.rec["copied"]
         d["track"] = self.rec["pointer"]
+        d["ms"] = self.ms if self.ms >= 0 else ticks_diff(ticks_ms(), self.t0)
         return d
 
 
@@ -468,6 +482,7 @@ class VolCopy:
             s["state"] = KINDS[kind][2]          # 2007, 2107, 2907, 3007, 3707, 3907, 4007
         holder["job"] = None
         job.state = DONE
+        job.ms = ticks_diff(ticks_ms(), job.t0)
         job.pointer = job.total
         job.note = "copied %d" % rec["copied"]
         self.u.sm.save()
