@@ -882,7 +882,11 @@ class ParityUnit:
         self._pu()
         add = cmd.get("add")
         dele = cmd.get("delete")
-        if add is None and dele is None and "form" in cmd and self.st["t740"] is not None:
+        if add is None and dele is None and "form" not in cmd:
+            t720 = self.st["t720"]
+            return wire.OK, {"current": {"parity_unit": self.me, "data_units": self.members(),
+                                         "block_length": t720["block_length"] if t720 else None}}
+        if add is None and dele is None and self.st["t740"] is not None:
             # which form of table 740 is kept (13A / 13B / 13C: "any one ... may be used")
             self.st["t740"]["form"] = _choice(cmd, "form", FORMS, None)
             self.save()

@@ -5,6 +5,7 @@ After every step the parity unit's blocks are checked against the XOR of the dat
 areas read through their volumes (shorter units padded with zeros)."""
 import copy
 import random
+import threading
 import tomllib
 
 import pytest
@@ -153,7 +154,7 @@ def test_asynchronous_add_first_unit_sequential_random_and_delete_figs_24_26_32(
     r = pu.mgmt("parity_change", add=1, method="sequential", block_length=BS, form="13B")  # S4001 yes
     assert r["job"] == "padd1" and r["parity_blocks"] == 80
     pu.wait_job("padd1")
-    assert pu.table("parity_710")["data_units"] == [1]
+    assert pu.mgmt("parity_change")["current"] == {"parity_unit": 4, "data_units": [1], "block_length": BS}
     assert hp.bad_blocks(pu, [s1]) == []
     # Fig 24: second unit, stepped
     pu.mgmt("parity_change", add=2, method="sequential", paused=True)
@@ -273,4 +274,52 @@ def test_restoration_during_an_asynchronous_add_uses_the_added_unit_only_where_a
     assert hp.pblock_frames(pu, marks[2]) == 50
     pu.job("padd3", "resume")
     pu.wait_job("padd3")
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+
+
+class Writer:
+    """Host writes to random places of some units from another thread."""
+
+    def __init__(self, units, seed):
+        self.units = units
+        self.rnd = random.Random(seed)
+        self.stop = threading.Event()
+        self.errors = []
+        self.writes = 0
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                u = self.rnd.choice(self.units)
+                ab = self.rnd.randrange(hp.area_blocks(u) - 2)
+                hp.write_area(u, ab, self.rnd.randbytes(2 * BS))
+                self.writes += 1
+        except Exception as e:
+            self.errors.append(e)
+
+    def join(self):
+        self.stop.set()
+        self.t.join(30)
+        assert self.errors == [] and self.writes > 0
+        return self.writes
+
+
+def test_host_writes_racing_the_build_and_a_restore_keep_parity_and_restored_data_exact(parity_rig):
+    rig, (s1, s2, s3), pu = parity_rig()
+    fill([s1, s2, s3])
+    w = Writer([s1, s2, s3], 1)
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    w.join()
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+    want = hp.area(s1)
+    hp.lose_data(s1)
+    w = Writer([s2, s3], 2)
+    s1.mgmt("parity_restore", method=2)
+    pu.wait_job("prestore1")
+    s1.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done")
+    w.join()
+    assert hp.area(s1) == want
     assert hp.bad_blocks(pu, [s1, s2, s3]) == []
