@@ -2,6 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+STUBS := $(VENV)/stubs/.installed-stamp
 
 .PHONY: setup demo test lint typecheck bench clean
 
@@ -11,17 +12,25 @@ $(STAMP): pyproject.toml setup.py csrc/core.c csrc/core.h csrc/build_core.py
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# each board's MicroPython stubs in a folder of its own (storlab typecheck)
+$(STUBS): $(STAMP) $(wildcard boards/*.toml)
+	$(BIN)/python -c "from host import typecheck as t; [t.install(b) for b in t.boards_with_stubs()]"
+	touch $(STUBS)
+
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/storlab demo
 
-test: $(STAMP)
+test: $(STAMP) $(STUBS)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+typecheck: $(STUBS)
+	$(BIN)/storlab typecheck
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'

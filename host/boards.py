@@ -32,7 +32,14 @@ FIRMWARE_KEYS = ("name", "core", "max_payload", "cache_slots", "max_members", "w
                  "retry_ms", "nv_cache")
 
 
-def load_board(name_or_path: str) -> dict:
+def load_board(name_or_path) -> dict:
+    """A board by name, TOML path or dict.  "NAME@URL" is board NAME with the firmware
+    already on it, reached at a pyserial URL (/dev/ttyACM0, rfc2217://host:port)."""
+    if isinstance(name_or_path, dict):
+        return dict(name_or_path)
+    name_or_path, _, url = str(name_or_path).partition("@")
+    if url:
+        return dict(load_board(name_or_path), kind="serial", url=url)
     p = Path(name_or_path)
     if not p.suffix:
         p = BOARDS_DIR / f"{name_or_path}.toml"

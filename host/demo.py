@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from host.hostio import Workload
+from host.liveview import LiveView
 from host.rig import Rig
 
 DEMO_RIG = Path(__file__).resolve().parent.parent / "rigs" / "demo.toml"
@@ -31,10 +32,10 @@ def _drive_table(u) -> Table:
 
 
 def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300, fail_drive: int = 1,
-        console: Console | None = None) -> dict:
+        console: Console | None = None, live: bool = False) -> dict:
     con = console or Console()
     t0 = time.monotonic()
-    with Rig.load(rig_path, board=board) as rig:
+    with Rig.load(rig_path, board=board) as rig, LiveView(rig, con, enabled=live):
         u = rig.unit()
         h = rig.host()
         vols = u.table("volumes")
