@@ -400,3 +400,19 @@ def test_tables_bitmaps_and_copies_survive_a_restart(make_rig):
     u.write(0, 11 * TB, track(4, 11))
     u.restart()
     assert vc.pair(u, 0)["D"] == [[0, 0], [8, 8], [11, 11]]
+
+
+def test_a_split_with_copy_on_write_runs_on_the_rp2040_sized_board(make_rig):
+    u = make_rig(desc(), board="emulator-small").unit()
+    fill(u, 0, 1)
+    vc.pair_create(u, 0, 1)
+    u.wait_job("vcgen0")
+    u.write(0, 4 * TB, track(2, 4))
+    at_split = tracks(u, 0)
+    vc.pair_split(u, 0, 1, paused=True)
+    u.write(0, 4 * TB, track(3, 4))                            # copy-on-write
+    u.job("vcdiv0", "resume")
+    u.wait_job("vcdiv0")
+    assert tracks(u, 1) == at_split and vc.info(u)["cow"] == 1
+    mem = u.table("mem")
+    assert mem["live_peak"] < mem["heap"]
