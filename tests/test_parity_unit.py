@@ -323,3 +323,26 @@ def test_host_writes_racing_the_build_and_a_restore_keep_parity_and_restored_dat
     w.join()
     assert hp.area(s1) == want
     assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+
+
+def test_a_parity_block_of_three_blocks_spans_volumes_and_leaves_a_short_tail_unprotected(parity_rig):
+    rig, (s1, s2, s3), pu = parity_rig()
+    fill([s1, s2, s3])
+    L = 3 * BS
+    r = pu.mgmt("parity_setup", block_length=L, data_units=[1, 2, 3])
+    assert r["parity_blocks"] == 26 and r["blocks"] == [[1, 16], [2, 20], [3, 23]]     # floor (I1)
+    pu.wait_job("pbuild")
+    assert s2.table("parity_720")["volumes"] == [{"volume": 0, "first_block": 0}, {"volume": 1, "first_block": 13}]
+    sent = s1.table("parity_unit")["counters"]["deltas_sent"]
+    hp.write_area(s1, 48, rand(2, 90))           # su1's last 2 blocks are in no parity block
+    assert s1.table("parity_unit")["counters"]["deltas_sent"] == sent
+    hp.write_area(s2, 38, rand(4, 91))           # parity blocks 12 and 13, across both volumes
+    hp.write_area(s3, 1, rand(1, 92))            # a third of a parity block
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+    want = hp.area(s2)
+    hp.lose_data(s2)
+    s2.mgmt("parity_restore", method=1)
+    pu.wait_job("prestore2")
+    s2.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done")
+    assert hp.area(s2) == want
+    assert pu.table("parity_unit")["last_restore"]["asked"] == {"1": 20, "3": 20}
