@@ -11,7 +11,13 @@
 #     at once when the other end reports a dropped frame (DROPPED notice);
 #   - a request whose (channel, seq) was seen recently is not executed twice: while it
 #     runs, copies are ignored; once answered, a copy gets the same response again
-#     (reads are idempotent and are simply executed again).
+#     (reads are idempotent and are simply executed again);
+#   - every frame carries its sender's low-water mark (the oldest request it still
+#     awaits); a request copy older than the newest mark seen from that sender is stale
+#     (its sender has the answer): it is dropped and counted, never executed, so a
+#     delayed old WRITE can never overwrite newer data;
+#   - a request is fast-resent (after a DROPPED notice) at most FAST_RESENDS times per
+#     retry period, so corruption cannot snowball into a resend storm.
 import asyncio
 import struct
 
@@ -30,7 +36,12 @@ else:
 
 # Requests that may simply be executed again when a copy arrives.
 IDEMPOTENT = (wire.K_READ, wire.K_VOLINFO)
-RECENT = 32    # answered requests remembered for duplicate suppression
+FAST_RESENDS = 2
+
+
+def _sender(ch):
+    """Requests on peer channel k come from peer k's numbering; the rest from the host's."""
+    return ch if wire.CH_PEER <= ch < wire.CH_MGMT else -1
 
 
 class Pending:
@@ -43,6 +54,7 @@ class Pending:
         self.ch = 0
         self.kind = 0
         self.head = bytearray(8)   # copy of the request head (resent as is)
+        self.fast = 0              # fast resends since the last timed one
         self.nhead = 0
         self.data = b""            # request data: the caller keeps it unchanged until finish()
         self.into = None           # buffer for response data (after the status byte)
@@ -85,7 +97,8 @@ class Link:
         self.on_frame = None     # optional sync hook(ch, kind, seq, payload) for non-requests
         self.retry_ms = retry_ms
         self.recent = {}           # (ch << 16 | seq) -> None while running, else response
-        self.recent_order = []
+        self.lows = {}             # sender -> newest low-water mark seen
+        self.stale_requests = 0
         self.tx_frames = 0
         self.busy_refused = 0
         self.timeouts = 0
@@ -96,7 +109,7 @@ class Link:
 
     # ---- sending -------------------------------------------------------
     def send(self, ch, kind, seq, head=b"", data=b""):
-        self.port.write(self.enc.frame(ch, kind, seq, head, data))
+        self.port.write(self.enc.frame(ch, kind, seq, head, data, self._low()))
         self.tx_frames += 1
 
     def respond(self, ch, kind, seq, status, data=b""):
@@ -109,19 +122,47 @@ class Link:
             else:
                 self.recent[key] = bytes(self.status1) + bytes(data)
 
-    def _remember(self, key):
-        self.recent[key] = None
-        order = self.recent_order
-        order.append(key)
-        if len(order) > RECENT:
-            old = order.pop(0)
-            if self.recent.get(old, 0) is None:
-                order.append(old)          # still running: keep suppressing its copies
-            else:
-                self.recent.pop(old, None)
-
     def _forget(self, key):
         self.recent.pop(key, None)
+
+    def _admit(self, ch, seq, low):
+        """Decide on an incoming request: 'new', 'dup' or 'stale'."""
+        key = (ch << 16) | seq
+        if key in self.recent:
+            return "dup"
+        who = _sender(ch)
+        cur = self.lows.get(who)
+        if cur is None or wire.stale(cur, low):   # marks only move forward
+            cur = low
+            self.lows[who] = low
+            self._purge(who, low)
+        if wire.stale(seq, cur):
+            return "stale"
+        self.recent[key] = None
+        return "new"
+
+    def forget_sender(self, ch):
+        """A peer rebooted and numbers its requests from the start again."""
+        self.lows.pop(_sender(ch), None)
+        for k in [k for k in self.recent if k >> 16 == ch]:
+            del self.recent[k]
+
+    def _purge(self, who, low):
+        """Forget requests their sender no longer waits for."""
+        drop = [k for k in self.recent if _sender(k >> 16) == who and wire.stale(k & 0xFFFF, low)]
+        for k in drop:
+            del self.recent[k]
+
+    def _low(self):
+        """Our low-water mark: the oldest request we still await (or the next seq)."""
+        low = (self.seq + 1) & 0xFFFF
+        far = 0
+        for seq in self.pending:
+            d = (self.seq - seq) & 0xFFFF
+            if d >= far:
+                far = d
+                low = seq
+        return low
 
     def log(self, text):
         self.send(wire.CH_LOG, wire.K_LOG, 0, b"", text)
@@ -145,6 +186,7 @@ class Link:
         p.data = data
         p.into = into
         p.n = 0
+        p.fast = 0
         p.ev.clear()
         self.pending[p.seq] = p
         self._send_pending(p)
@@ -154,9 +196,11 @@ class Link:
         self.send(p.ch, p.kind, p.seq, memoryview(p.head)[:p.nhead], p.data)
 
     def resend_all(self):
-        """The other end dropped a frame: send every unanswered request again now."""
+        """A frame was lost: send every unanswered request again now (each at most
+        FAST_RESENDS times until its next timed resend)."""
         for p in self.pending.values():
-            if not p.ev.is_set():
+            if not p.ev.is_set() and p.fast < FAST_RESENDS:
+                p.fast += 1
                 self.retransmits += 1
                 self._send_pending(p)
 
@@ -175,6 +219,7 @@ class Link:
                     self.timeouts += 1
                     break
                 self.retransmits += 1
+                p.fast = 0
                 self._send_pending(p)
         self.pending.pop(p.seq, None)
         st = p.status
@@ -236,13 +281,18 @@ class Link:
         if ch == wire.CH_LINK or ch == wire.CH_LOG:
             if kind == wire.K_DROPPED:
                 self.resend_all()
+            elif kind == wire.K_PEER_RESET and len(payload) >= 1:
+                self.forget_sender(wire.CH_PEER + payload[0])
             if self.on_frame:
                 self.on_frame(ch, kind, seq, payload)
             return
-        key = (ch << 16) | seq
-        if key in self.recent:
+        verdict = self._admit(ch, seq, self.dec.low)
+        if verdict != "new":
+            if verdict == "stale":
+                self.stale_requests += 1
+                return
             self.dup_requests += 1
-            done = self.recent[key]
+            done = self.recent[(ch << 16) | seq]
             if done is not None:   # answered already: the same answer again
                 self.send(ch, kind | wire.RESP, seq, b"", done)
             return
@@ -255,9 +305,9 @@ class Link:
                 w.ch = ch
                 w.kind = kind
                 w.seq = seq
-                self._remember(key)
                 w.ev.set()
                 return
+        self._forget((ch << 16) | seq)   # not taken: a resend may try again
         self.busy_refused += 1
         self.respond(ch, kind, seq, wire.E_BUSY)
 
@@ -279,5 +329,6 @@ class Link:
         c["late_responses"] = self.late_responses
         c["retransmits"] = self.retransmits
         c["dup_requests"] = self.dup_requests
+        c["stale_requests"] = self.stale_requests
         c["dropped"] = self.dec.dropped()
         return c

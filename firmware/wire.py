@@ -1,7 +1,9 @@
 # The wire format, shared by the firmware and the host harness (one source of truth).
 #
 #   frame on the wire:  COBS( header | payload | crc32 ) 0x00
-#   header (6 bytes, little endian): channel u8, kind u8, seq u16, len u16
+#   header (8 bytes, little endian): channel u8, kind u8, seq u16, len u16, low u16
+#   low: the oldest request seq the sender is still waiting on (everything it sent
+#   before that is answered), so a receiver can drop late copies of old requests
 #   crc32: binascii.crc32 over header + payload, little endian u32
 #
 # A response carries its request's kind with RESP set and the request's seq.
@@ -18,10 +20,10 @@ except ImportError:
     def const(x):
         return x
 
-HDR = "<BBHH"
-HDR_LEN = const(6)
+HDR = "<BBHHH"
+HDR_LEN = const(8)
 CRC_LEN = const(4)
-OVERHEAD = const(10)  # header + crc
+OVERHEAD = const(12)  # header + crc
 MAX_PAYLOAD = const(65535)
 
 # Channels: a group base plus an index.
@@ -44,13 +46,14 @@ K_PEER = const(0x21)     # peer unit: opaque payload -> status, opaque payload
 K_PBLOCK = const(0x22)   # peer unit: parity block transfer (seed 000 Fig 33) -> status [, frame]
 K_MGMT = const(0x31)     # management: JSON command -> status, JSON reply
 K_LOG = const(0x41)      # log: JSON record (no response)
+K_PEER_RESET = const(0x7D)  # link: peer u8: that peer unit rebooted, forget its requests (no response)
 K_DROPPED = const(0x7E)  # link: reason u8, channel u8, kind u8, seq u16 (no response)
 K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no response)
 
 KINDS = {
     K_READ: "READ", K_WRITE: "WRITE", K_FLUSH: "FLUSH", K_VOLINFO: "VOLINFO",
     K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_PBLOCK: "PBLOCK", K_MGMT: "MGMT",
-    K_LOG: "LOG", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
+    K_LOG: "LOG", K_PEER_RESET: "PEER_RESET", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
 }
 # Which request kinds each channel group accepts.
 _HOST_KINDS = (K_READ, K_WRITE, K_FLUSH, K_VOLINFO)
@@ -144,7 +147,7 @@ def kind_allowed(ch, kind):
     if ch == CH_LOG:
         return kind == K_LOG
     if ch == CH_LINK:
-        return kind == K_DROPPED or kind == K_HELLO
+        return kind == K_DROPPED or kind == K_HELLO or kind == K_PEER_RESET
     return False
 
 
@@ -152,13 +155,20 @@ def known_channel(ch):
     return ch <= CH_LINK
 
 
-def pack(ch, kind, seq, payload=b""):
-    """One complete frame (COBS + delimiter) as bytes.  Allocates: host side and tests."""
+def stale(seq, low):
+    """True if request seq was sent before low (its sender has its answer)."""
+    behind = (low - seq) & 0xFFFF
+    return 0 < behind < 0x8000
+
+
+def pack(ch, kind, seq, payload=b"", low=-1):
+    """One complete frame (COBS + delimiter) as bytes.  Allocates: host side and tests.
+    low defaults to seq (nothing older is claimed answered)."""
     n = len(payload)
     if n > MAX_PAYLOAD:
         raise ValueError("payload of %d bytes exceeds %d" % (n, MAX_PAYLOAD))
     raw = bytearray(HDR_LEN + n + CRC_LEN)
-    struct.pack_into(HDR, raw, 0, ch, kind, seq & 0xFFFF, n)
+    struct.pack_into(HDR, raw, 0, ch, kind, seq & 0xFFFF, n, (seq if low < 0 else low) & 0xFFFF)
     raw[HDR_LEN:HDR_LEN + n] = payload
     crc = binascii.crc32(memoryview(raw)[:HDR_LEN + n]) & 0xFFFFFFFF
     struct.pack_into("<I", raw, HDR_LEN + n, crc)
@@ -178,14 +188,14 @@ class Encoder:
         self.rawmv = memoryview(self.raw)
         self.encmv = memoryview(self.enc)
 
-    def frame(self, ch, kind, seq, head=b"", data=b""):
+    def frame(self, ch, kind, seq, head=b"", data=b"", low=-1):
         """Encode header | head | data | crc; return a memoryview valid until the next call."""
         nh = len(head)
         n = nh + len(data)
         if n > self.max_payload:
             raise ValueError("payload of %d bytes exceeds %d" % (n, self.max_payload))
         raw = self.rawmv
-        struct.pack_into(HDR, self.raw, 0, ch, kind, seq & 0xFFFF, n)
+        struct.pack_into(HDR, self.raw, 0, ch, kind, seq & 0xFFFF, n, (seq if low < 0 else low) & 0xFFFF)
         if nh:
             raw[HDR_LEN:HDR_LEN + nh] = head
         if n > nh:
@@ -202,10 +212,11 @@ class Decoder:
 
     push(data) buffers bytes; pop() returns (ch, kind, seq, payload) for the next good
     frame, or None when no complete frame is buffered.  payload is a memoryview valid
-    until the next pop().  A frame that fails a check is dropped and counted, and listed
-    in `rejects` as (ch, kind, seq, status) so the receiver can tell the sender: ch is -1
-    when the header cannot be trusted (bad COBS, bad CRC, too long) and the sender gets a
-    DROPPED notice on the link channel; otherwise it gets a response with that status.
+    until the next pop(); `low` holds that frame's low-water seq.  A frame that fails a
+    check is dropped and counted, and listed in `rejects` as (ch, kind, seq, status) so
+    the receiver can tell the sender: ch is -1 when the header cannot be trusted (bad
+    COBS, bad CRC, too long) and the sender gets a DROPPED notice on the link channel;
+    otherwise it gets a response with that status.
     """
 
     def __init__(self, max_payload):
@@ -221,6 +232,7 @@ class Decoder:
         self.raw = bytearray(HDR_LEN + max_payload + CRC_LEN)
         self.rawmv = memoryview(self.raw)
         self.rejects = []
+        self.low = 0
         # counters
         self.frames = 0
         self.bad_cobs = 0
@@ -297,7 +309,8 @@ class Decoder:
             self.bad_crc += 1
             self.rejects.append((-1, 0, 0, E_BAD_CRC))
             return None
-        ch, kind, seq, ln = struct.unpack_from(HDR, self.raw, 0)
+        ch, kind, seq, ln, low = struct.unpack_from(HDR, self.raw, 0)
+        self.low = low
         if ln != m - OVERHEAD:
             self.bad_len += 1
             if not kind & RESP:

@@ -43,7 +43,15 @@ class Fabric:
 
     def attach(self, unit):
         self.units[unit.name] = unit
-        unit.link.peer_handler = lambda link, k, kind, seq, payload: self.route(unit.name, k, kind, seq, payload)
+        unit.link.peer_handler = lambda link, k, kind, seq, payload, low=-1: self.route(
+            unit.name, k, kind, seq, payload, low)
+        # a (re)started unit numbers its requests from the start: its peers must forget
+        # what they remember of its old ones
+        for other, _ in self.peers.get(unit.name, []):
+            o = self.units.get(other)
+            if o is not None and o.link is not None and not o.link.closed:
+                back = self.peer_index(other, unit.name)
+                o.link.send(wire.CH_LINK, wire.K_PEER_RESET, 0, bytes([back]))
 
     def path(self, a: str, b: str) -> Path:
         for p in self.paths:
@@ -57,7 +65,7 @@ class Fabric:
                 return k
         raise KeyError(f"{unit} has no path to {other}")
 
-    def route(self, src: str, k: int, kind: int, seq: int, payload: bytes):
+    def route(self, src: str, k: int, kind: int, seq: int, payload: bytes, low: int = -1):
         src_unit = self.units[src]
         peers = self.peers.get(src, [])
         if k >= len(peers):
@@ -73,7 +81,7 @@ class Fabric:
                 src_unit.link.send(wire.CH_PEER + k, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
             return
         back = self.peer_index(dst_name, src)
-        frame = bytearray(wire.pack(wire.CH_PEER + back, kind, seq, payload))
+        frame = bytearray(wire.pack(wire.CH_PEER + back, kind, seq, payload, low))
         with p.lock:
             p.frames += 1
             if p.corrupt_every and p.frames % p.corrupt_every == 0:

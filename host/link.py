@@ -7,8 +7,9 @@ that crosses the wire (direction, time, channel, kind, seq, length).
 
 Recovery from a lossy link mirrors the firmware's (firmware/link.py): requests are
 resent with the same seq until answered (at once when the board reports a dropped
-frame), and a drive request seen before is answered from the remembered response
-instead of being executed again, so a late copy of an old write never lands.
+frame), a drive request seen before is answered from the remembered response instead
+of being executed again, and a copy older than the board's low-water mark is dropped,
+so a late copy of an old write never lands.
 """
 from __future__ import annotations
 
@@ -39,11 +40,13 @@ class StatusError(Exception):
 class _Waiter:
     ev: threading.Event = field(default_factory=threading.Event)
     frame: bytes = b""
+    fast: int = 0
     kind: int = 0
     payload: bytes = b""
 
 
-DRIVE_RECENT = 512    # drive requests remembered for duplicate suppression
+DRIVE_RECENT = 4096   # at most this many answered drive requests remembered
+FAST_RESENDS = 2      # fast resends of a request per retry period (no resend storms)
 
 
 @dataclass
@@ -82,6 +85,8 @@ class BoardLink:
         self.retry = retry
         self.retransmits = 0
         self.dup_drive_requests = 0
+        self.stale_drive_requests = 0
+        self.board_low: int | None = None
         self.drive_recent: OrderedDict[int, bytes] = OrderedDict()
         self.tx_bytes = 0
         self.rx_bytes = 0
@@ -125,6 +130,7 @@ class BoardLink:
                 raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
                                 f"{wire.channel_name(ch)} within {timeout} s")
             self.retransmits += 1
+            w.fast = 0
             self.send_raw(w.frame)
         if not w.payload:
             raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
@@ -189,16 +195,26 @@ class BoardLink:
 
     def resend_all(self):
         with self.slock:
-            frames = [w.frame for w in self.waiters.values() if not w.ev.is_set()]
-        for f in frames:
+            due = [w for w in self.waiters.values() if not w.ev.is_set() and w.fast < FAST_RESENDS]
+            for w in due:
+                w.fast += 1
+        for w in due:
             self.retransmits += 1
-            self.send_raw(f)
+            self.send_raw(w.frame)
 
     def _serve_drive(self, ch, kind, seq, payload):
         key = (ch << 16) | seq
+        low = self.dec.low
+        if self.board_low is None or wire.stale(self.board_low, low):
+            self.board_low = low
+            for k in [k for k in self.drive_recent if wire.stale(k & 0xFFFF, low)]:
+                del self.drive_recent[k]
         resp = self.drive_recent.get(key)
         if resp is not None:
             self.dup_drive_requests += 1
+        elif wire.stale(seq, self.board_low):
+            self.stale_drive_requests += 1    # the board has its answer: never execute it
+            return
         else:
             st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload) if self.drive_handler \
                 else (wire.E_NOT_READY, b"")
@@ -217,19 +233,20 @@ class BoardLink:
                 w.payload = payload
                 w.ev.set()
             elif wire.CH_PEER <= ch < wire.CH_MGMT and self.peer_handler:
-                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
+                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload, self.dec.low)
             return
         if wire.CH_DRIVE <= ch < wire.CH_PEER:
             self._serve_drive(ch, kind, seq, payload)
         elif wire.CH_PEER <= ch < wire.CH_MGMT:
             if self.peer_handler:
-                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload)
+                self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload, self.dec.low)
             else:
                 self.send(ch, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
         elif ch == wire.CH_LOG:
             self.logs.append(payload.decode(errors="replace"))
         elif ch == wire.CH_LINK and kind == wire.K_HELLO:
             self.drive_recent.clear()   # a new boot numbers its requests from 1 again
+            self.board_low = None
             self.hello_info = json.loads(payload)
             self.hello.set()
         elif ch == wire.CH_LINK and kind == wire.K_DROPPED:
@@ -241,6 +258,7 @@ class BoardLink:
     def counters(self) -> dict:
         c = self.dec.counters()
         c.update(retransmits=self.retransmits, dup_drive_requests=self.dup_drive_requests,
+                 stale_drive_requests=self.stale_drive_requests,
                  dropped_notices=self.dropped_notices, tx_bytes=self.tx_bytes, rx_bytes=self.rx_bytes)
         return c
 

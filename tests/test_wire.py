@@ -30,6 +30,12 @@ def test_frames_round_trip(ch, seq, payload, resp):
     assert d.dropped() == 0
 
 
+def test_low_water_mark_travels_and_marks_older_requests_stale():
+    got, d = decode_all(wire.pack(wire.CH_HOST, wire.K_WRITE, 70, b"x", low=65))
+    assert got[0][2] == 70 and d.low == 65
+    assert wire.stale(64, 65) and wire.stale(0xFFF0, 3) and not wire.stale(65, 65) and not wire.stale(70, 65)
+
+
 def test_encoder_matches_pack():
     enc = wire.Encoder(4096)
     for n in (0, 1, 253, 254, 255, 4000):
@@ -76,7 +82,7 @@ def _forge(ch, kind, seq, payload, declared_len):
 
     from firmware import core
 
-    raw = struct.pack(wire.HDR, ch, kind, seq, declared_len) + payload
+    raw = struct.pack(wire.HDR, ch, kind, seq, declared_len, seq) + payload
     raw += struct.pack("<I", binascii.crc32(raw) & 0xFFFFFFFF)
     enc = bytearray(core.cobs_max(len(raw)) + 1)
     n = core.cobs_encode(raw, enc)
