@@ -115,7 +115,13 @@ def _demo_rig():
 
 def run_tool_command(a) -> int:
     if a.cmd == "deploy":
-        return _deploy(a)
+        from host.deploy import DeployError
+
+        try:
+            return _deploy(a)
+        except DeployError as e:
+            print(f"storlab deploy: {e}", file=sys.stderr)
+            return 2
     if a.cmd == "typecheck":
         from host import typecheck
 
@@ -234,6 +240,8 @@ def _live(a) -> int:
         for j in u.table("jobs"):
             u.wait_job(j["name"], timeout=600)
         bad = sum(w.bad for w in wl)
+    if not con.is_terminal:
+        con.line()
     con.print(f"{h.verifier.checked} blocks verified, {bad} bad")
     return 0 if bad == 0 else 1
 
@@ -253,6 +261,7 @@ def _trace(a) -> int:
         try:
             rig.start()
             res = raid5_life(rig, ops=a.ops)
+            rec.end(trace.state_of(rig))
         finally:
             rec.close()
             rig.close()
@@ -261,20 +270,26 @@ def _trace(a) -> int:
         return 0 if res["bad"] == 0 else 1
     if a.trace_cmd == "replay":
         import tempfile
+        from collections import Counter
 
+        _, records = trace.read(a.trace)
+        ends = [r["state"] for r in records if r.get("event") == "end"]
         with tempfile.TemporaryDirectory(prefix="storlab-replay-") as d:
-            header, _ = trace.read(a.trace)
             res = trace.replay(a.trace, state_dir=d, board=a.board)
             try:
                 state = trace.state_of(res["rig"])
             finally:
                 res["rig"].close()
-        con.print(f"replayed {res['requests']} requests; {res['same']} answered as recorded, "
-                  f"{len(res['differ'])} otherwise")
-        for d in res["differ"][:10]:
-            con.print(f"  {d}")
-        con.print_json(data={u: {"drives": s["drives"]} for u, s in state.items()})
-        return 0
+        by_ch = Counter(x["ch"] for x in res["differ"])
+        con.print(f"replayed {res['requests']} requests: {res['same']} answered as recorded, "
+                  f"{len(res['differ'])} otherwise {dict(by_ch) or ''}")
+        if not ends:
+            con.print("the trace has no recorded end state to compare with")
+            return 0
+        same = state == ends[-1]
+        con.print(f"drive contents and state tables: [{'green' if same else 'red'}]"
+                  f"{'identical to the recorded run' if same else 'DIFFERENT from the recorded run'}[/]")
+        return 0 if same else 1
     n = trace.export_chrome(a.trace, a.out)
     con.print(f"{n} trace events written to {a.out} (open in ui.perfetto.dev or chrome://tracing)")
     return 0

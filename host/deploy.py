@@ -141,7 +141,8 @@ def mpremote(port: str, board: dict, *words: str, cwd: Path | None = None, timeo
     cmd = [tool("mpremote"), "connect", port, *deploy_settings(board).get("mpremote", []), *words]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
     if r.returncode:
-        raise DeployError(f"{' '.join(cmd[1:])} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}")
+        shown = " ".join("<code>" if "\n" in w else w for w in cmd[1:])
+        raise DeployError(f"mpremote {shown} failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}")
     return r.stdout
 
 

@@ -117,6 +117,12 @@ class Recorder:
             if not self.f.closed:
                 self._write({"t": round(time.monotonic() - self.t0, 6), "unit": unit, "event": name, **args})
 
+    def end(self, state: dict):
+        """Write the rig's final state (state_of) into the trace, for a later replay to
+        compare against; then stop recording."""
+        self.event("", "end", state=state)
+        self.close()
+
     def _wrap(self, u, name, fn):
         def wrapped(*a, **kw):
             if name == "inject":
@@ -236,6 +242,8 @@ def replay(path: str | Path, state_dir: str | Path | None = None, board=None, ti
         differ = []
         for i, r in enumerate(records):
             if "event" in r:
+                if r["event"] == "end":
+                    continue
                 u = rig.unit(r["unit"])
                 if r["event"] == "inject":
                     u.inject(**{k: v for k, v in r.items() if k in ("drive", "fault", "start", "count", "seconds")})
@@ -320,6 +328,8 @@ def to_chrome(path: str | Path) -> dict:
         pid = pids.get(r["unit"], 0)
         ts = r["t"] * 1e6
         if "event" in r:
+            if r["event"] == "end":
+                continue
             args = {k: v for k, v in r.items() if k not in ("t", "unit", "event")}
             ev.append({"ph": "i", "s": "p", "name": r["event"], "cat": "harness", "pid": pid, "tid": 0,
                        "ts": ts, "args": args})

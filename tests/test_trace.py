@@ -22,9 +22,9 @@ def recorded(tmp_path_factory):
     try:
         rig.start()
         res = raid5_life(rig, ops=40)
-        rec.close()
-        link_frames = len(rig.unit().link.trace)
         state = state_of(rig)
+        rec.end(state)
+        link_frames = len(rig.unit().link.trace)
     finally:
         rec.close()
         rig.close()
@@ -41,7 +41,9 @@ def test_trace_has_every_frame_of_the_link_with_a_timestamp(recorded):
     kinds = {(r["dir"], r["kind"]) for r in frames}
     assert {("rx", "HELLO"), ("tx", "MGMT"), ("tx", "WRITE"), ("rx", "WRITE.resp"), ("rx", "DREAD"),
             ("tx", "DREAD.resp"), ("rx", "DWRITE"), ("rx", "LOG")} <= kinds
-    assert [(r["event"], r["drive"], r["fault"]) for r in records if "event" in r] == [("inject", 1, "fail")]
+    assert [(r["event"], r.get("drive"), r.get("fault")) for r in records if "event" in r] == \
+        [("inject", 1, "fail"), ("end", None, None)]
+    assert records[-1]["state"] == recorded["state"]
     writes = [r for r in frames if r["kind"] == "WRITE"]
     assert all(len(r["digest"]) == 16 and "data" in r for r in writes)      # what a replay needs
     assert {r["status"] for r in frames if r["ch"] == "drive1" and r["kind"] == "DREAD.resp"} >= {"NOT_READY"}
