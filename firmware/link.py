@@ -141,10 +141,11 @@ class Link:
         self.recent[key] = None
         return "new"
 
-    def forget_sender(self, ch):
-        """A peer rebooted and numbers its requests from the start again."""
-        self.lows.pop(_sender(ch), None)
-        for k in [k for k in self.recent if k >> 16 == ch]:
+    def forget_sender(self, who):
+        """A sender (-1: the host; else its peer channel) starts numbering its requests
+        from the start again: forget what we remember of its old ones."""
+        self.lows.pop(who, None)
+        for k in [k for k in self.recent if _sender(k >> 16) == who]:
             del self.recent[k]
 
     def _purge(self, who, low):
@@ -282,7 +283,8 @@ class Link:
             if kind == wire.K_DROPPED:
                 self.resend_all()
             elif kind == wire.K_PEER_RESET and len(payload) >= 1:
-                self.forget_sender(wire.CH_PEER + payload[0])
+                # 0xFF: the host reconnected; else peer unit k rebooted
+                self.forget_sender(-1 if payload[0] == 0xFF else wire.CH_PEER + payload[0])
             if self.on_frame:
                 self.on_frame(ch, kind, seq, payload)
             return

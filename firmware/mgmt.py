@@ -9,9 +9,16 @@ PEER_PING = 0x01
 KIND_KEY = 0x100   # u.peer_handlers[KIND_KEY | kind]: a feature's own frame kind on peer channels
 
 
+def is_int(v):
+    """A JSON integer (true/false are not numbers here)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _int(d, k, lo=0, hi=1 << 40):
+    if not isinstance(d, dict):
+        raise ValueError("expected an object with %r, got %r" % (k, d))
     v = d.get(k)
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+    if not is_int(v) or v < lo or v > hi:
         raise ValueError("%s must be an integer in [%d, %d], got %r" % (k, lo, hi, v))
     return v
 
@@ -42,6 +49,8 @@ def build_tables(cfg, board):
                        "io": {"r": 0, "w": 0}})
     used = {}
     groups = []
+    if not isinstance(cfg.get("groups", []), list) or not isinstance(cfg.get("volumes", []), list):
+        raise ValueError("groups and volumes must be lists")
     for gc in cfg.get("groups", []):
         gid = _int(gc, "id", 0, 15)
         if any(g["id"] == gid for g in groups):
@@ -57,7 +66,7 @@ def build_tables(cfg, board):
             raise ValueError("group %d: RAID%d needs %d..%d members, got %d"
                              % (gid, level, least, board["max_members"], len(mem)))
         for d in mem:
-            if not isinstance(d, int) or d < 0 or d >= len(drives):
+            if not is_int(d) or d < 0 or d >= len(drives):
                 raise ValueError("group %d: no drive %r" % (gid, d))
             if d in used:
                 raise ValueError("group %d: drive %d already in group %d" % (gid, d, used[d]))
@@ -67,8 +76,10 @@ def build_tables(cfg, board):
         if "rows" in gc:
             rows = _int(gc, "rows", 1, rows)
         spares = gc.get("spares", [])
+        if not isinstance(spares, list):
+            raise ValueError("group %d: spares must be a list" % gid)
         for s in spares:
-            if not isinstance(s, int) or s < 0 or s >= len(drives) or s in mem:
+            if not is_int(s) or s < 0 or s >= len(drives) or s in mem:
                 raise ValueError("group %d: bad spare %r" % (gid, s))
         groups.append({"id": gid, "level": level, "members": list(mem), "chunk": chunk,
                        "rows": rows, "capacity": capacity(level, len(mem), rows, chunk),
@@ -173,13 +184,15 @@ async def run(u, cmd):
         return wire.E_STATE, {"error": "unit not configured"}
     if op == "fail_drive":
         d = cmd.get("drive")
-        if not isinstance(d, int) or d < 0 or d >= len(u.sm.t["drives"]):
+        if not is_int(d) or d < 0 or d >= len(u.sm.t["drives"]):
             return wire.E_BAD_PARAM, {"error": "no drive %r" % (d,)}
         u.fail_drive(d, cmd.get("why", "operator"))
         return wire.OK, {}
     if op == "rebuild":
-        g = u.group(cmd.get("group"))
-        if g is None:
+        gid = cmd.get("group")
+        spare = cmd.get("spare", -1)
+        g = u.group(gid) if is_int(gid) else None
+        if g is None or not is_int(spare):
             return wire.E_BAD_PARAM, {"error": "no group %r" % (cmd.get("group"),)}
         err = u.start_rebuild(g, cmd.get("spare", -1), cmd.get("paused", False))
         return (wire.E_STATE, {"error": err}) if err else (wire.OK, {})
@@ -194,7 +207,7 @@ async def run(u, cmd):
             job.resume()
         elif act == "step":
             n = cmd.get("n", 1)
-            if not isinstance(n, int) or n < 1:
+            if not is_int(n) or n < 1:
                 return wire.E_BAD_PARAM, {"error": "step needs n >= 1"}
             job.step(n)
         elif act != "info":
@@ -208,7 +221,7 @@ async def run(u, cmd):
         return wire.OK, {"saves": u.sm.saves}
     if op == "peer_ping":
         k = cmd.get("peer")
-        if not isinstance(k, int) or k < 0 or k > 15:
+        if not is_int(k) or k < 0 or k > 15:
             return wire.E_BAD_PARAM, {"error": "peer must be 0..15"}
         data = str(cmd.get("data", "")).encode()
         buf = bytearray(256)

@@ -46,7 +46,7 @@ K_PEER = const(0x21)     # peer unit: opaque payload -> status, opaque payload
 K_PBLOCK = const(0x22)   # peer unit: parity block transfer (seed 000 Fig 33) -> status [, frame]
 K_MGMT = const(0x31)     # management: JSON command -> status, JSON reply
 K_LOG = const(0x41)      # log: JSON record (no response)
-K_PEER_RESET = const(0x7D)  # link: peer u8: that peer unit rebooted, forget its requests (no response)
+K_PEER_RESET = const(0x7D)  # link: peer u8 (0xFF: the host): it restarted its numbering (no response)
 K_DROPPED = const(0x7E)  # link: reason u8, channel u8, kind u8, seq u16 (no response)
 K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no response)
 

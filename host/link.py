@@ -94,6 +94,8 @@ class BoardLink:
         self._stop = False
         self.thread = threading.Thread(target=self._reader, name=f"link-{name}", daemon=True)
         self.thread.start()
+        # a new host end numbers its requests from 1: the board forgets the old ones
+        self.send(wire.CH_LINK, wire.K_PEER_RESET, 0, b"\xff")
 
     # ---- sending -----------------------------------------------------------
     def send_raw(self, data: bytes):
@@ -101,11 +103,22 @@ class BoardLink:
             self.ser.write(data)
             self.tx_bytes += len(data)
 
+    def _low(self) -> int:
+        """The oldest request we still await (or the next seq): sent in every frame, so
+        the board can drop late copies of requests we already have answers to."""
+        with self.slock:
+            low, far = (self.seq + 1) & 0xFFFF, 0
+            for _, seq in self.waiters:
+                d = (self.seq - seq) & 0xFFFF
+                if d >= far:
+                    far, low = d, seq
+        return low
+
     def send(self, ch: int, kind: int, seq: int, payload: bytes = b""):
         self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
         if self.on_record:
             self.on_record(self, "tx", ch, kind, seq, payload)
-        self.send_raw(wire.pack(ch, kind, seq, payload))
+        self.send_raw(wire.pack(ch, kind, seq, payload, self._low()))
 
     def request(self, ch: int, kind: int, payload: bytes = b"", timeout: float = 30.0) -> tuple[int, bytes]:
         """Send a request and wait for its response; return (status, data)."""
@@ -116,8 +129,8 @@ class BoardLink:
         with self.slock:
             self.seq = (self.seq + 1) & 0xFFFF
             seq = self.seq
-            w.frame = wire.pack(ch, kind, seq, payload)
             self.waiters[(ch, seq)] = w
+        w.frame = wire.pack(ch, kind, seq, payload, self._low())
         self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
         if self.on_record:
             self.on_record(self, "tx", ch, kind, seq, payload)
@@ -135,6 +148,29 @@ class BoardLink:
         if not w.payload:
             raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
         return w.payload[0], w.payload[1:]
+
+    def next_seq(self) -> int:
+        """Take a request number (for a frame built by hand and sent with send_raw)."""
+        with self.slock:
+            self.seq = (self.seq + 1) & 0xFFFF
+            return self.seq
+
+    def low_mark(self) -> int:
+        return self._low()
+
+    def expect(self, ch: int, seq: int) -> _Waiter:
+        """Wait for the response to a frame sent with send_raw (fuzzing, raw tests):
+        w.ev is set and w.payload filled when it comes."""
+        w = _Waiter()
+        with self.slock:
+            self.waiters[(ch, seq)] = w
+        return w
+
+    def unexpect(self, ch: int, w: _Waiter):
+        with self.slock:
+            for k, v in list(self.waiters.items()):
+                if v is w:
+                    del self.waiters[k]
 
     def mgmt(self, op: str, timeout: float = 30.0, check: bool = True, **args):
         """A management command; returns the JSON reply (raises StatusError if check)."""
