@@ -90,7 +90,7 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True) -
         w.write_one()             # the unit notices the failure
         if not u.table("groups")[0]["rebuild"]:
             u.rebuild(g["id"])
-    for k in range(kills):
+    for _ in range(kills):
         timer = threading.Timer(rng.uniform(0.05, 0.4), u.kill)
         timer.start()
         try:
@@ -279,7 +279,7 @@ def fuzz_run(rig, inputs: int = 2000, seed: int = 0, progress=None) -> dict:
 
 
 def _collect(u, waiting, figures):
-    for ch, kind, w in waiting:
+    for ch, _kind, w in waiting:
         if not w.ev.wait(10):
             figures["unanswered"] += 1
             u.link.unexpect(ch, w)
