@@ -34,7 +34,7 @@ import json
 import struct
 
 from firmware import cha, core, wire
-from firmware.jobs import DONE, FAILED, Job
+from firmware.jobs import DONE, FAILED, PAUSED, Job
 from firmware.link import sleep_ms
 from firmware.mgmt import KIND_KEY
 from firmware.raid import GOOD
@@ -105,8 +105,10 @@ class ParityUnit:
         self.cnt = {"tx_blocks": 0, "rx_blocks": 0, "tx_bytes": 0, "rx_bytes": 0,
                     "deltas_sent": 0, "deltas_applied": 0, "copies_applied": 0,
                     "readsend_ignored": 0, "restored_written": 0, "restored_ignored": 0,
-                    "retries": 0, "busy_retries": 0}
+                    "retries": 0, "busy_retries": 0, "recomputed": 0}
         self.st = None
+        self.pu_resets = 0       # DU: PEER_RESET notices from the PU's path (it rebooted)
+        self.resolving = False   # DU: a task is asking the PU to recompute blocks in doubt
         self.boot()
         # Peers remember recent request seqs (duplicate / stale suppression): after a
         # reset this board must not start again at seq 1, or its first requests to the
@@ -155,16 +157,11 @@ class ParityUnit:
                 if r.get("inc") is not None:
                     self.bm[r["unit"]] = bytearray(binascii.unhexlify(r["inc"]))
         self._geometry()
-        interrupted = [x for x in (st["busy"], "rebuild" if st["rebuilding"] else None,
-                                   "restore" if st["restore"] else None) if x]
-        if interrupted and not self.jobs_running:
-            # the job's progress in 740 may lag the parity by a block or two: the
-            # operator has to run the procedure again (no silent resume)
-            st["busy"] = None
-            st["restore"] = None
-            for x in interrupted:
-                u.warn("parity unit: %s interrupted by a reset; run it again" % x)
-            u.sm.save()
+        if self.role == "parity" and not self.jobs_running:
+            self.resume()
+        if self.role == "data" and st.get("doubt") and not self.resolving:
+            self.resolving = True
+            asyncio.create_task(self.resolve())
 
     def check(self):
         """After a forced reconfiguration the SM table is gone: start again."""
@@ -173,16 +170,108 @@ class ParityUnit:
             self.boot()
 
     def sync(self):
-        """Before every SM save: the 740 bitmaps as hex."""
+        """Before every SM save: the 740 bitmaps as hex, the jobs' pointers and pause."""
         if self.u.sm.t.get("parity") is not self.st:
             return
         self.st["link_seq"] = self.u.link.seq
+        jobs = {}
+        for name in self.jobs_running:
+            job = self.jobs_running[name]
+            jobs[name] = {"pointer": job.pointer, "paused": job.state == PAUSED}
+        self.st["jobs"] = jobs
+        rs = self.st["restore"]
+        if rs:
+            job = self.jobs_running.get("prestore%d" % rs["unit"])
+            if job is not None:
+                rs["pos"] = job.pointer
         t740 = self.st["t740"]
         if not t740:
             return
         for r in t740["rows"]:
             bm = self.bm.get(r["unit"])
             r["inc"] = binascii.hexlify(bm).decode() if (bm is not None and r["on"]) else None
+
+    # ---- board reset: the PU's procedures go on ----------------------------------------
+    def resume_point(self, op, rows):
+        """Where a sequential build / add / delete goes on after a reset, from table 740
+        in the form the PU keeps: 13B the position, 13C the first block not completed,
+        13A (ON / OFF only) block 0."""
+        form = self.st["t740"]["form"]
+        if form == "13A":
+            return 0
+        if form == "13B":
+            return max([r["pos"] for r in rows] + [0])
+        out = -1
+        for r in rows:
+            bm = self.bm[r["unit"]]
+            if op == "delete":       # 13C keeps the blocks already removed (I11)
+                n = 0 if r.get("partial") else core.next_set(bm, 0, r["blocks"])
+            else:
+                n = core.next_clear(bm, 0, r["blocks"])
+            if n < 0:
+                n = r["blocks"] if op != "build" else -1
+            if n >= 0 and (out < 0 or n < out):
+                out = n
+        if out < 0:     # build: every row complete
+            out = max([r["blocks"] for r in rows] + [0])
+        return out
+
+    def resume(self):
+        """Boot of the PU: the procedures that were running go on (docs/parity_unit.md,
+        "Board resets").  A sequential build / add / delete resumes at its 740 position
+        and recomputes each remaining block from every member's copy (the blocks done
+        just before the reset may or may not be in parity); a restoration and the PU's
+        rebuild, which only ever assign, go on from their saved pointer."""
+        st = self.st
+        u = self.u
+        jobs = st.get("jobs") or {}
+
+        def paused(name):
+            return bool((jobs.get(name) or {}).get("paused"))
+
+        t740 = st["t740"]
+        rows = t740["rows"] if t740 else []
+        busy = st["busy"]
+        if busy == "build":
+            brows = [r for r in rows if r["on"] and r["op"] == "build"]
+            n0 = self.resume_point("build", brows)
+            self.run_job("pbuild", "parity-build", self.nb, paused("pbuild"),
+                         lambda job: self.j_build(job, n0), n0)
+            u.warn("parity unit: build resumed after a reset at block %d (form %s)" % (n0, t740["form"]))
+        elif busy in ("add", "delete"):
+            mine = [r for r in rows if r["on"] and r["op"] == busy and r["method"] == "sequential"]
+            if mine:
+                r = mine[0]
+                unit = r["unit"]
+                n0 = self.resume_point(busy, [r])
+                if busy == "add":
+                    self.run_job("padd%d" % unit, "parity-add", r["blocks"], paused("padd%d" % unit),
+                                 lambda job: self.j_add(job, unit, n0), n0)
+                else:
+                    self.run_job("pdel%d" % unit, "parity-delete", r["blocks"], paused("pdel%d" % unit),
+                                 lambda job: self.j_delete(job, unit, n0), n0)
+                u.warn("parity unit: %s of unit %d resumed after a reset at block %d (form %s)"
+                       % (busy, unit, n0, t740["form"]))
+            else:
+                st["busy"] = None
+        for r in rows:
+            if r["on"] and r["method"] == "sequential" and r["op"] != busy:
+                # the command was still being answered (its job had not started)
+                u.warn("parity unit: the %s of unit %d was being set up when the board was reset; "
+                       "run it again" % (r["op"], r["unit"]))
+        if st["rebuilding"]:
+            n0 = (jobs.get("prebuild") or {}).get("pointer", 0)
+            self.run_job("prebuild", "parity-rebuild", self.nb, paused("prebuild"),
+                         lambda job: self.j_rebuild(job, n0), n0)
+            u.warn("parity unit: rebuild resumed after a reset at block %d" % n0)
+        rs = st["restore"]
+        if rs:
+            unit = rs["unit"]
+            n0 = rs.get("pos", 0)
+            name = "prestore%d" % unit
+            self.run_job(name, "parity-restore", rs["range"], paused(name),
+                         lambda job: self.j_restore(job, unit, rs["method"], rs["range"], n0), n0)
+            u.warn("parity unit: restoration of unit %d resumed after a reset at block %d" % (unit, n0))
 
     def _geometry(self):
         """Block length, counts and the buffers that go with them (from table 720)."""
@@ -303,7 +392,8 @@ class ParityUnit:
         for _ in range(200):
             ps = []
             for i in todo:
-                ps.append(self.pull_start(srcs[i][1], n, srcs[i][0], op, reqs[i], bufs[i]))
+                s = srcs[i]        # (unit, peer) or (unit, peer, its own op)
+                ps.append(self.pull_start(s[1], n, s[0], s[2] if len(s) > 2 else op, reqs[i], bufs[i]))
             busy = []
             for j in range(len(todo)):
                 i = todo[j]
@@ -441,7 +531,8 @@ class ParityUnit:
                       "last_restore": st.get("last_restore"), "peers": self.peers})
         else:
             d.update({"member": st["member"], "op": st["op"], "sent": st["sent"], "pu": st["pu"],
-                      "read_send": st["read_send"], "restoring": st["restoring"]})
+                      "read_send": st["read_send"], "restoring": st["restoring"],
+                      "doubt": list(st.get("doubt") or [])})
         return d
 
     # ---- host I/O (DU: Fig 27 write delta; PU: the parity area is not host-writable) ----
@@ -497,8 +588,13 @@ class ParityUnit:
                         if s not in GOOD:
                             return s
                         core.xor_into(x[off + j * bs:off + (j + 1) * bs], [old, chunk[j * bs:(j + 1) * bs]])  # S6002
+                    r0 = self.pu_resets
                     s, off_flag = await self.send_block(st["pu_peer"], n, st["pu"], wire.PB_HOST,
                                                         wire.PB_OP_NONE, f)                       # S6003
+                    if s != wire.OK or self.pu_resets != r0:
+                        # the PU may have applied this delta and lost the answer, or
+                        # applied it before a reset and again after: P[n] is in doubt
+                        self.doubt(n)
                     if s != wire.OK:
                         return s
                     self.cnt["deltas_sent"] += 1
@@ -508,6 +604,39 @@ class ParityUnit:
             if u.write_through:
                 await cha.destage(u)
         return wire.OK
+
+    # ---- DU: parity blocks in doubt after a PU reset or a lost answer -------------------
+    def on_frame(self, ch, kind, seq, payload):
+        """Link frames that are not requests: PEER_RESET from the PU's path means the
+        PU's board restarted."""
+        if kind == wire.K_PEER_RESET and len(payload) >= 1 and self.st and payload[0] == self.st["pu_peer"]:
+            self.pu_resets += 1
+
+    def doubt(self, n):
+        st = self.st
+        d = st.setdefault("doubt", [])
+        if n not in d:
+            d.append(n)
+            self.save()
+        if not self.resolving:
+            self.resolving = True
+            asyncio.create_task(self.resolve())
+
+    async def resolve(self):
+        """Ask the PU to recompute the blocks in doubt (outside this unit's lock: the
+        PU pulls this unit's copy) until it has done so."""
+        st = self.st
+        try:
+            while st.get("doubt") and st["member"] and self.u.sm.t.get("parity") is st:
+                blocks = list(st["doubt"])
+                s, _ = await self.ctrl(st["pu_peer"], {"m": "recompute", "blocks": blocks})
+                if s == wire.OK:
+                    st["doubt"] = [n for n in st["doubt"] if n not in blocks]
+                    self.save()
+                else:
+                    await sleep_ms(300)
+        finally:
+            self.resolving = False
 
     async def read_hook(self, u, v, lba, count, out):
         self.check()
@@ -584,7 +713,7 @@ class ParityUnit:
             name = st["op"]
             if name in OPS and OPS[name] == op and n + 1 > st["sent"]:
                 st["sent"] = n + 1
-                self.u.sm.dirty = True
+                self.save()    # I8 after a reset of this board: saved before the copy goes out
             flags = wire.PB_PARITY if op in (wire.PB_OP_BUILD, wire.PB_OP_ADD, wire.PB_OP_DELETE,
                                              wire.PB_OP_REBUILD) else 0
             struct.pack_into(wire.PBLK_HEAD, f, 0, n, src, self.me, flags, op, self.L)
@@ -623,6 +752,7 @@ class ParityUnit:
                 self.include(r, n, True)
                 if r["op"] == "random" and self.random_progress(r):
                     off = 1
+                self.save()      # the block counts as included from now on: before the reply
             elif not r["on"]:
                 off = 1
         return wire.OK, off
@@ -749,6 +879,41 @@ class ParityUnit:
                     % (self.me, st["pu"], r["written"] if r else 0, r["ignored"] if r else 0,
                        msg.get("unprotected", 0)))
         return wire.OK, {"written": r["written"] if r else 0}
+
+    async def c_recompute(self, msg, k):
+        """PU: a DU is not sure its deltas for these blocks were applied exactly once
+        (this board was reset while one was in flight, or an answer was lost): P[n] again
+        from the copy of every member whose contribution is included."""
+        if self.role != "parity" or self.st["t720"] is None:
+            raise Refused(wire.E_STATE, "unit %d holds no parity" % self.me)
+        blocks = msg["blocks"]
+        units = self.members()
+        peers = dict(await self._peers_of(units))
+        reqs, bufs = self._bufs(len(units))
+
+        def srcs_of(n):
+            out = []
+            for x in units:
+                r = self.row(x)
+                if n < r["blocks"] and self.included(r, n):
+                    out.append((x, peers[x]))
+            return out
+
+        for n in blocks:
+            if not isinstance(n, int) or n < 0 or n >= self.nb:
+                continue
+            srcs = await self._consistent(n, srcs_of, wire.PB_OP_REBUILD, reqs, bufs)
+            try:
+                p = self.pbuf
+                p[:] = self.zeros
+                for i in range(len(srcs)):
+                    core.xor_acc(p, bufs[i][HL:])
+                await self.io(n, p, True)
+                self.ver[n] = (self.ver[n] + 1) & 0xFF
+            finally:
+                self.lock.release()
+            self.cnt["recomputed"] += 1
+        return wire.OK, {}
 
     async def c_restore(self, msg, k):
         """PU: restore request of a failed DU (S7001 / S8001)."""
@@ -1042,8 +1207,8 @@ class ParityUnit:
         return s, r
 
     # ---- jobs (PU) --------------------------------------------------------------------------
-    def run_job(self, name, kind, total, paused, fn):
-        job = self.u.jobs.add(Job(name, kind, total, 0, bool(paused)))
+    def run_job(self, name, kind, total, paused, fn, pointer=0):
+        job = self.u.jobs.add(Job(name, kind, total, pointer, bool(paused)))
         self.jobs_running[name] = job
         asyncio.create_task(self._run(job, fn))
         return name
@@ -1077,12 +1242,15 @@ class ParityUnit:
             out.append((unit, k))
         return out
 
-    async def j_build(self, job):
-        """S1009-S1014: every DU sends block n; P[n] = XOR of the copies."""
+    async def j_build(self, job, resume=None):
+        """S1009-S1014: every DU sends block n; P[n] = XOR of the copies.  resume: the
+        block to go on from after a reset (each block recomputed)."""
         rows = list(self.st["t740"]["rows"])
         srcs_all = await self._peers_of([r["unit"] for r in rows])
         reqs, bufs = self._bufs(len(rows))
-        for n in range(self.nb):
+        if resume is not None:
+            await self._recompute(job, resume, self.nb, [r["unit"] for r in rows], None)
+        for n in range(self.nb if resume is None else 0):
             await job.gate()
             srcs = [srcs_all[i] for i in range(len(rows)) if n < rows[i]["blocks"]]
             s = await self.pull(srcs, n, wire.PB_OP_BUILD, reqs, bufs)            # S1010
@@ -1111,12 +1279,14 @@ class ParityUnit:
         job.note = "%d parity blocks from %d units" % (self.nb, len(rows))
         self.u.warn("parity unit: synchronous initial copy complete (%d blocks)" % self.nb)
 
-    async def j_add(self, job, unit):
+    async def j_add(self, job, unit, resume=None):
         """S4010-S4015: the added DU sends its blocks; P[n] ^= copy."""
         r = self.row(unit)
         srcs = await self._peers_of([unit])
         reqs, bufs = self._bufs(1)
-        for n in range(r["blocks"]):
+        if resume is not None:
+            await self._recompute(job, resume, r["blocks"], [unit], None)
+        for n in range(r["blocks"] if resume is None else 0):
             await job.gate()
             s = await self.pull(srcs, n, wire.PB_OP_ADD, reqs, bufs)             # S4011
             if s != wire.OK:
@@ -1139,14 +1309,16 @@ class ParityUnit:
         job.note = "unit %d added (%d blocks)" % (unit, r["blocks"])
         self.u.warn("parity unit: unit %d added" % unit)
 
-    async def j_delete(self, job, unit):
+    async def j_delete(self, job, unit, resume=None):
         """S9001-S9006: the deleted DU sends every block; P[n] ^= copy where its
         contribution was included (I11)."""
         st = self.st
         r = self.row(unit)
         srcs = await self._peers_of([unit])
         reqs, bufs = self._bufs(1)
-        for n in range(r["blocks"]):
+        if resume is not None:
+            await self._recompute(job, resume, r["blocks"], [], unit)
+        for n in range(r["blocks"] if resume is None else 0):
             await job.gate()
             s = await self.pull(srcs, n, wire.PB_OP_DELETE, reqs, bufs)          # S9002
             if s != wire.OK:
@@ -1173,6 +1345,50 @@ class ParityUnit:
         job.note = "unit %d deleted" % unit
         self.u.warn("parity unit: unit %d deleted" % unit)
 
+    async def _recompute(self, job, first, end, plus, minus):
+        """A build / add / delete after a reset, blocks first..end-1: P[n] = XOR of the
+        copies of every member whose contribution is in parity, with the units in `plus`
+        (build, add) and without `minus` (delete); then 740 as the job would leave it.
+        Each unit the job works on is pulled with the job's op so its I8 pointer moves
+        on; the others as for a rebuild."""
+        units = self.members()
+        peers = dict(await self._peers_of(units))
+        reqs, bufs = self._bufs(len(units))
+        ops = {}
+        for x in units:
+            r = self.row(x)
+            mine = x in plus or x == minus
+            ops[x] = OPS[r["op"]] if (mine and r["on"] and r["op"] in OPS) else wire.PB_OP_REBUILD
+
+        def srcs_of(n):
+            out = []
+            for x in units:
+                r = self.row(x)
+                if n < r["blocks"] and (x in plus or x == minus or self.included(r, n)):
+                    out.append((x, peers[x], ops[x]))
+            return out
+
+        for n in range(first, end):
+            await job.gate()
+            srcs = await self._consistent(n, srcs_of, wire.PB_OP_REBUILD, reqs, bufs)
+            try:
+                p = self.pbuf
+                p[:] = self.zeros
+                for i in range(len(srcs)):
+                    if srcs[i][0] != minus:
+                        core.xor_acc(p, bufs[i][HL:])
+                await self.io(n, p, True)
+                self.ver[n] = (self.ver[n] + 1) & 0xFF
+                self.cnt["copies_applied"] += len(srcs)
+                for x in plus + ([minus] if minus is not None else []):
+                    r = self.row(x)
+                    if n < r["blocks"]:
+                        self.include(r, n, x != minus)
+                        r["pos"] = n + 1
+            finally:
+                self.lock.release()
+            job.pointer = n + 1
+
     async def _consistent(self, n, srcs_of, op, reqs, bufs):
         """Pull the sources' copies of n; return the sources used (their data in bufs)
         with the lock held and P[n] unchanged since the pulls began."""
@@ -1188,26 +1404,27 @@ class ParityUnit:
             self.lock.release()
             self.cnt["retries"] += 1
 
-    async def j_restore(self, job, unit, method, k):
+    async def j_restore(self, job, unit, method, k, first=0):
         """S7002-S7007 / S8002-S8007 (restoring during an add: blocks already updated
-        include the added unit, the others exclude it, I12)."""
+        include the added unit, the others exclude it, I12).  first: the saved pointer
+        after a reset (restored blocks are written again: the same data)."""
         st = self.st
         rs = st["restore"]
-        t0 = ticks_ms()
+        t0 = ticks_ms() - rs.get("ms", 0)
         others = [x for x in self.members() if x != unit]
         peers = dict(await self._peers_of(others))
         kf = await self.peer(unit)
         rf = self.row(unit)
         reqs, bufs = self._bufs(len(others))
         f = memoryview(bytearray(HL + self.L))
-        asked = {}
+        asked = rs["asked"]
         for x in others:
-            asked[str(x)] = 0
+            asked.setdefault(str(x), 0)
 
         def srcs_of(n):
             return [(x, peers[x]) for x in others if self.included(self.row(x), n)]
 
-        for n in range(k):
+        for n in range(first, k):
             await job.gate()
             if not self.included(rf, n):          # its contribution is not in parity (I12)
                 if n < rf["blocks"]:
@@ -1226,14 +1443,14 @@ class ParityUnit:
                     core.xor_acc(d, bufs[i][HL:])
             finally:
                 self.lock.release()
-            for x, _ in srcs:
-                asked[str(x)] += 1
             s, _ = await self.send_block(kf, n, unit, 0, wire.PB_OP_RESTORE, f)          # S7006-S7007
             if s != wire.OK:
                 raise Exception("restored block %d to unit %d: %s" % (n, unit, wire.status_name(s)))
+            for x in srcs:          # counted with the pointer (saved together)
+                asked[str(x[0])] += 1
             rs["sent"] += 1
             job.pointer = n + 1
-        rs["asked"] = asked
+            rs["ms"] = ticks_diff(ticks_ms(), t0)
         rs["ms"] = ticks_diff(ticks_ms(), t0)
         st["restore"] = None
         st["last_restore"] = rs
@@ -1243,8 +1460,9 @@ class ParityUnit:
                                                                             rs["unprotected"])
         self.u.warn("parity unit: unit %d restored (%s)" % (unit, job.note))
 
-    async def j_rebuild(self, job):
-        """The PU rebuilds its parity: each DU sends its included blocks (I14)."""
+    async def j_rebuild(self, job, first=0):
+        """The PU rebuilds its parity: each DU sends its included blocks (I14); after a
+        reset from the saved pointer `first`."""
         st = self.st
         units = self.members()
         peers = dict(await self._peers_of(units))
@@ -1258,7 +1476,7 @@ class ParityUnit:
                     out.append((x, peers[x]))
             return out
 
-        for n in range(self.nb):
+        for n in range(first, self.nb):
             await job.gate()
             srcs = await self._consistent(n, srcs_of, wire.PB_OP_REBUILD, reqs, bufs)
             try:
@@ -1305,4 +1523,12 @@ def attach(u):
     u.peer_handlers[CTRL] = pu.on_ctrl
     u.peer_handlers[KIND_KEY | wire.K_PBLOCK] = pu.on_block
     u.sm.before_save.append(pu.sync)
+    prev = u.link.on_frame
+
+    def on_frame(ch, kind, seq, payload):
+        if prev is not None:
+            prev(ch, kind, seq, payload)
+        pu.on_frame(ch, kind, seq, payload)
+
+    u.link.on_frame = on_frame
     return pu

@@ -9,9 +9,15 @@
 #   share (E4); switch_work_volume; work_volumes [{id, drive, start, tracks}];
 #   work_disks [drive, ...]; pairs [{primary, secondary, status}] (other T2 rows);
 #   start_paused, feedback_paused (jobs start paused: the host steps them).
+#
+# Board resets: everything a sparing needs (the manager's W-VOLs, work disks, T7 and
+# journal order, each active sparing's state, finished sparings' records) is put into
+# the SM table "sparing_state" before every save (sync); at boot the active sparings
+# come back as RAID stand-ins and their copy or feedback job goes on from its pointer.
 import asyncio
 
 from firmware import wire
+from firmware.jobs import DONE
 from firmware.sparing_area import BACKING_UP, KINDS
 from firmware.sparing_job import COPYING, Spare
 
@@ -32,7 +38,8 @@ class Manager:
         th.update(cfg.get("thresholds", {}))
         self.th = th
         self.active = {}         # group id -> Spare
-        self.done = []           # finished sparings (their records stay readable)
+        self.done = []           # finished sparings' info (their records stay readable)
+        self.unsaved = False     # sparing tables changed since the last SM save
         self.spared = []         # drives that spared (or are sparing): once only (I7)
         self.seq = 0             # journal record order across W-VOLs
         self.terminated = False  # Fig 7 S26
@@ -63,6 +70,89 @@ class Manager:
             self.t3[r["drive"]] = r
         for d in self.in_use():
             self._t3_row(d)
+        self.t3tab = sm["T3"]
+        self.load(sm.get("sparing_state"))
+
+    # ---- persistence ----------------------------------------------------------------------
+    def load(self, ps):
+        """Boot: the manager's tables as saved (config decides which W-VOLs and work
+        disks exist; their contents come back)."""
+        if not ps:
+            return
+        self.seq = ps["seq"]
+        self.terminated = ps["terminated"]
+        self.warned = ps["warned"]
+        self.spared = ps["spared"]
+        self.done = ps["done"]
+        saved = {}
+        for w in ps["wvols"]:
+            saved[w["wvol"]] = w
+        for w in self.wvols:
+            o = saved.get(w["wvol"])
+            if o is not None and o["capacity"] == w["capacity"]:
+                w["primaries"] = o["primaries"]
+                w["terminal"] = o["terminal"]
+                w["recs"] = o["recs"]
+        saved = {}
+        for w in ps["wdisks"]:
+            saved[w["disk"]] = w
+        for w in self.wdisks:
+            o = saved.get(w["disk"])
+            if o is not None:
+                w["status"] = o["status"]
+                w["mains"] = o["mains"]
+                w["terminal"] = o["terminal"]
+        self.t7 = ps["t7"]
+        for r in self.t7:
+            self.t7ix[(r[0], r[1] - 1)] = r
+
+    def sync(self):
+        """Before every SM save: the sparing tables and each active sparing as JSON."""
+        sm = self.u.sm.t
+        if sm.get("T3") is not self.t3tab:
+            return          # reconfigured: these tables are gone
+        sm["sparing_state"] = {
+            "seq": self.seq, "terminated": self.terminated, "warned": self.warned,
+            "spared": self.spared, "done": self.done, "t7": self.t7,
+            "wvols": [{"wvol": w["wvol"], "capacity": w["capacity"], "primaries": w["primaries"],
+                       "terminal": w["terminal"], "recs": w["recs"]} for w in self.wvols],
+            "wdisks": [{"disk": w["disk"], "status": w["status"], "mains": w["mains"],
+                        "terminal": w["terminal"]} for w in self.wdisks],
+            "active": [self.active[g].state() for g in sorted(self.active)]}
+        self.unsaved = False
+
+    def persist(self):
+        """Save now if a sparing table changed (before acknowledging what depends on it)."""
+        if self.unsaved:
+            self.u.sm.save()
+
+    def resume(self):
+        """Boot: the sparings that were running go on from their saved pointers."""
+        u = self.u
+        ps = u.sm.t.get("sparing_state") or {}
+        for st in ps.get("active", []):
+            g = u.group(st["group"])
+            m = st["member"]
+            if g is None or m >= len(g["members"]) or g["members"][m] != st["drive"]:
+                u.warn("sparing of drive %d: group %d changed; not resumed" % (st["drive"], st["group"]))
+                continue
+            sp = Spare(self, g, m, st["spare"], st["paused"])
+            sp.load(st)
+            if st["area"] is not None:
+                sp.area = KINDS[st["area"]["kind"]].restore(self, sp, st["area"])
+                if sp.area is None:
+                    u.warn("group %d: the sparing's backup area is gone: diverted writes lost" % g["id"])
+            self.active[g["id"]] = sp
+            u.raid.standin[g["id"]] = sp
+            u.jobs.add(sp.job)
+            if sp.phase == COPYING:
+                asyncio.create_task(sp.run())
+            else:
+                sp.job.state = DONE
+                sp.job.pointer = sp.rows
+                asyncio.create_task(sp.feedback(True))
+            u.warn("group %d: sparing of drive %d resumed after a reset (%s, copy pointer %d, feedback %d/%d)"
+                   % (g["id"], sp.drive, sp.phase, sp.ptr, sp.fb_ptr, sp.fb_total))
 
     # ---- T3: error management -------------------------------------------------------
     def in_use(self):
@@ -193,7 +283,7 @@ class Manager:
 
     def finished(self, sp):
         self.active.pop(sp.gid, None)
-        self.done.append(sp)
+        self.done.append(sp.info())
         if len(self.done) > 8:
             self.done.pop(0)
         t3 = self.t3.pop(sp.drive, None)       # the spare is in use now, the faulty drive is not
@@ -269,13 +359,13 @@ class Manager:
         return {"rows": rows, "terminal": rows[-1][3] if rows else 0}
 
     def sparings(self):
-        return [sp.info() for sp in self.done] + [self.active[g].info() for g in sorted(self.active)]
+        return list(self.done) + [self.active[g].info() for g in sorted(self.active)]
 
     def records(self, what):
         out = []
-        for sp in self.done + [self.active[g] for g in sorted(self.active)]:
-            for row in (sp.lost if what == "lost" else sp.swe):
-                out.append({"group": sp.gid, "drive": sp.drive if what == "lost" else sp.spare, "row": row})
+        for d in self.sparings():
+            for row in (d["lost"] if what == "lost" else d["spare_write_errors"]):
+                out.append({"group": d["group"], "drive": d["drive"] if what == "lost" else d["spare"], "row": row})
         return out
 
     def svp(self):
@@ -321,6 +411,8 @@ async def op_sparing(u, cmd):
 
 def attach(u):
     mgr = Manager(u)
+    u.sm.before_save.append(mgr.sync)
+    mgr.resume()
     u.dka.observers.append(mgr.observe)
     u.ops["sparing"] = op_sparing
 

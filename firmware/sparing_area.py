@@ -7,6 +7,13 @@
 # tracks are kept).  Tracks are numbered from 0 here; the tables show them from 1, as
 # the seed's figures do (journal and work addresses too; terminal 0 = empty).
 # Every method runs with the RAID lock held.
+#
+# Persistence: an area's own state (state() / restore()) and the manager's tables (T4
+# records, T6, T7) go into the SM table "sparing_state" before every save; a change
+# marks the manager unsaved (mgr.unsaved) and the caller saves before it acknowledges
+# anything that depends on it (see firmware/sparing_job.py).
+import binascii
+
 from firmware import core, wire
 from firmware.raid import GOOD
 
@@ -15,6 +22,19 @@ BACKING_UP = "UPDATE DATA BEING BACKED UP"
 
 def bits_text(bm, n):
     return "".join("1" if core.bit_test(bm, i) else "0" for i in range(n))
+
+
+def bits_hex(bm):
+    return binascii.hexlify(bm).decode()
+
+
+def bits_from_hex(text, nbits):
+    """A core bitmap of nbits from its hex form (an empty bitmap if it does not fit)."""
+    bm = core.bitmap_new(nbits)
+    raw = binascii.unhexlify(text or "")
+    if len(raw) == len(bm):
+        bm[:] = raw
+    return bm
 
 
 class _Bits:
@@ -27,11 +47,13 @@ class _Bits:
 
     def _set(self, key):
         core.bit_set(self.sp.bitmap(key), key[1])
+        self.mgr.unsaved = True
 
     def drop(self, key):
         bm = self.sp.bitmap(key)
-        if bm is not None:
+        if bm is not None and core.bit_test(bm, key[1]):
             core.bit_clear(bm, key[1])
+            self.mgr.unsaved = True
 
     def applies(self, key, ref):
         return self.has(key)
@@ -60,17 +82,28 @@ class GroupArea(_Bits):
             return cls(mgr, sp, s)
         return None
 
-    def __init__(self, mgr, sp, sub):
+    @classmethod
+    def restore(cls, mgr, sp, st):
+        sub = mgr.u.group(st["sub"])
+        if sub is None or len(st["secondaries"]) != len(sp.vols):
+            return None
+        return cls(mgr, sp, sub, st["secondaries"])
+
+    def __init__(self, mgr, sp, sub, ids=None):
         self.mgr = mgr
         self.sp = sp
         self.sub = sub
         self.pairs = []
-        nxt = mgr.next_volume_id()
-        for v in sp.vols:                                                    # S33
-            sec = {"id": nxt, "group": sub["id"], "start": v["start"], "blocks": v["blocks"]}
-            nxt += 1
+        nxt = mgr.next_volume_id() if ids is None else 0
+        for k in range(len(sp.vols)):                                        # S33
+            v = sp.vols[k]
+            sec = {"id": nxt + k if ids is None else ids[k], "group": sub["id"], "start": v["start"],
+                   "blocks": v["blocks"]}
             self.pairs.append({"primary": v["id"], "secondary": sec["id"], "status": BACKING_UP,
                                "vol": v, "sec": sec})
+
+    def state(self):
+        return {"kind": self.kind, "sub": self.sub["id"], "secondaries": [p["secondary"] for p in self.pairs]}
 
     def space(self, key):
         return True
@@ -162,6 +195,20 @@ class JournalArea(_Bits):
             return None                     # S72/S74 NO: no backup area
         return a
 
+    @classmethod
+    def restore(cls, mgr, sp, st):
+        a = cls(mgr, sp)
+        by_id = {}
+        for w in mgr.wvols:
+            by_id[w["wvol"]] = w
+        for owner, wid in st["wv_of"]:
+            if wid in by_id:
+                a.wv_of[owner] = by_id[wid]
+        a.mine = [by_id[wid] for wid in st["mine"] if wid in by_id]
+        a.searched = st.get("searched", 0)
+        a.fetched = st.get("fetched", 0)
+        return a
+
     def __init__(self, mgr, sp):
         self.mgr = mgr
         self.sp = sp
@@ -169,6 +216,10 @@ class JournalArea(_Bits):
         self.mine = []        # W-VOLs this sparing has records in, in reservation order
         self.searched = 0
         self.fetched = 0
+
+    def state(self):
+        return {"kind": self.kind, "wv_of": [[o, self.wv_of[o]["wvol"]] for o in self.wv_of],
+                "mine": [w["wvol"] for w in self.mine], "searched": self.searched, "fetched": self.fetched}
 
     def owners(self):
         if self.sp.faulty_only:
@@ -197,6 +248,7 @@ class JournalArea(_Bits):
     def take(self, owner, w):
         """S75: register the W-VOL for the owner's primary volumes in T4."""
         self.wv_of[owner] = w
+        self.mgr.unsaved = True
         vids = [v["id"] for v in self.sp.vols] if owner == -1 else [owner]
         for vid in vids:
             if vid not in w["primaries"]:
@@ -232,7 +284,7 @@ class JournalArea(_Bits):
         self.mgr.seq += 1
         w["recs"][jaddr - 1] = [self.mgr.seq, self.sp.gid, key[0], key[1]]
         w["terminal"] = jaddr                                                # S90
-        self._set(key)                                                       # S88
+        self._set(key)                                                       # S88 (unsaved)
         return wire.OK
 
     def _find(self, key):
@@ -324,10 +376,20 @@ class WorkDiskArea:
                 wd["mains"].append(d)
         return cls(mgr, sp, wd)
 
+    @classmethod
+    def restore(cls, mgr, sp, st):
+        for w in mgr.wdisks:
+            if w["disk"] == st["disk"]:
+                return cls(mgr, sp, w)
+        return None
+
     def __init__(self, mgr, sp, wd):
         self.mgr = mgr
         self.sp = sp
         self.wd = wd
+
+    def state(self):
+        return {"kind": self.kind, "disk": self.wd["disk"]}
 
     def has(self, key):                                                      # S140
         return key in self.mgr.t7ix
@@ -357,6 +419,7 @@ class WorkDiskArea:
             mgr.t7.append(row)
             mgr.t7ix[key] = row
             self.wd["terminal"] = row[3]
+            mgr.unsaved = True
         return wire.OK
 
     async def load_block(self, key, i, into):                               # S142
@@ -367,6 +430,7 @@ class WorkDiskArea:
         row = self.mgr.t7ix.pop(key, None)
         if row is not None:
             self.mgr.t7.remove(row)
+            self.mgr.unsaved = True
 
     def items(self):
         """Fig 18: every registered block of this group (S161), in T7 order."""

@@ -6,10 +6,22 @@
 # the faulty drive and reads it only when its block cannot be rebuilt.  A block RAID
 # writes for the faulty member goes through to the spare (spec 9), or, when only the
 # faulty drive's data is diverted (E5/E6), into the backup area.
+#
+# Board resets.  The sparing's state (phase, copy and feedback pointers, the bitmaps
+# wt / cur / bad / the differential bits, lost rows, the area) goes into SM before every
+# save (state(), run by Manager.sync).  A change that something acknowledged depends on
+# is saved before that acknowledgement: a diverted host write (bit, journal record, T7
+# row) before its reply; a block the faulty member's stand-in diverts or writes through
+# before the destage marks the cache slot clean; a fed-back track's cleared bit before a
+# host write to it is taken by the normal path.  The copy pointer is saved lazily: after
+# a reset the copy goes on from the saved pointer and copies the rows since again, which
+# is harmless because a row written through to the spare above the saved pointer is
+# saved in wt first (I11: the copy skips it).  The feedback goes on from its pointer.
 from firmware import core, wire
 from firmware.cache import CLEAN, key_of
-from firmware.jobs import DONE, Job
+from firmware.jobs import DONE, PAUSED, Job
 from firmware.raid import GOOD, locate, row_blocks
+from firmware.sparing_area import bits_from_hex, bits_hex
 
 COPYING = "copying"
 FEEDBACK = "feedback"
@@ -63,6 +75,43 @@ class Spare:
                       "overflow": 0, "fed": 0, "discarded": 0, "through": 0}
         self.job = Job("sparing%d" % self.gid, "sparing", self.rows, 0, paused)
         self.fjob = None
+        self.fpaused = bool(cfg.get("feedback_paused", False))
+        self.saved_ptr = 0      # the copy pointer as last saved in SM
+
+    # ---- persistence (SM "sparing_state") --------------------------------------------
+    def state(self):
+        """The sparing as JSON for SM (bitmaps as hex); run before every save."""
+        self.saved_ptr = self.ptr
+        vbm = {}
+        for vid in self.vbm:
+            vbm[str(vid)] = bits_hex(self.vbm[vid])
+        fj = self.fjob
+        return {"group": self.gid, "member": self.member, "drive": self.drive, "spare": self.spare,
+                "phase": self.phase, "ptr": self.ptr, "fb_ptr": self.fb_ptr, "fb_total": self.fb_total,
+                "paused": self.job.state == PAUSED,
+                "fpaused": (fj.state == PAUSED) if fj is not None else self.fpaused,
+                "wt": bits_hex(self.wt), "cur": bits_hex(self.cur), "bad": bits_hex(self.bad),
+                "dbm": bits_hex(self.dbm), "vbm": vbm, "lost": self.lost, "swe": self.swe,
+                "stats": self.stats, "area": self.area.state() if self.area is not None else None}
+
+    def load(self, st):
+        """Boot: take the saved state back (the area is restored by the manager)."""
+        self.phase = st["phase"]
+        self.ptr = self.saved_ptr = st["ptr"]
+        self.job.pointer = self.ptr
+        self.fb_ptr = st["fb_ptr"]
+        self.fb_total = st["fb_total"]
+        self.fpaused = st["fpaused"]
+        self.wt = bits_from_hex(st["wt"], self.rows)
+        self.cur = bits_from_hex(st["cur"], self.rows)
+        self.bad = bits_from_hex(st["bad"], self.rows)
+        self.dbm = bits_from_hex(st["dbm"], self.ntracks)
+        for vid in self.vbm:
+            self.vbm[vid] = bits_from_hex(st["vbm"].get(str(vid)), self.vtracks(vid))
+        self.lost = st["lost"]
+        self.swe = st["swe"]
+        for k in st["stats"]:
+            self.stats[k] = st["stats"][k]
 
     # ---- keys and tracks ------------------------------------------------------------
     def vtracks(self, vid):
@@ -112,13 +161,19 @@ class Spare:
     async def write(self, g, row, data):
         if self.faulty_only and self.area is not None:
             st = await self._divert(row, data)
+            self.mgr.persist()      # before the destage marks the cache slot clean
             if st is not None:
                 return st
         return await self._through(row, data)
 
     async def _through(self, row, data):
         """The faulty member's new block goes to the spare, never to the faulty drive."""
-        core.bit_set(self.wt, row)
+        if not core.bit_test(self.wt, row):
+            core.bit_set(self.wt, row)
+            if row >= self.saved_ptr:
+                # after a reset the copy passes this row again: it must know the spare
+                # has the newer block (I11), or it would copy the stale one over it
+                self.u.sm.save()
         self.stats["through"] += 1
         st = await self.u.dka.write(self.spare, row, 1, data)
         if st in GOOD:
@@ -134,12 +189,14 @@ class Spare:
         if row not in self.swe:
             self.swe.append(row)
             self.u.warn("group %d: spare drive %d write error at row %d" % (self.gid, self.spare, row))
+        self.u.sm.save()
 
     def _lost_row(self, row):                                                # S293
         core.bit_set(self.bad, row)
         if row not in self.lost:
             self.lost.append(row)
             self.u.warn("group %d: row %d of drive %d lost (double failure)" % (self.gid, row, self.drive))
+        self.u.sm.save()
 
     async def _divert(self, row, data):
         """E5/E6: the faulty drive's block (data or parity) goes to the backup area
@@ -198,6 +255,11 @@ class Spare:
                 c.mark_dirty(s)
 
     async def host_write(self, v, lba, count, data):
+        st = await self._host_write(v, lba, count, data)
+        self.mgr.persist()          # the tables this write depends on, before its reply
+        return st
+
+    async def _host_write(self, v, lba, count, data):
         from firmware import cha
 
         u = self.u
@@ -212,6 +274,9 @@ class Spare:
                         key = self.key_of(v, v["start"] + lba + i)
                         if area.has(key):
                             await self.feed_key(key)
+                # a bit the feedback cleared must be in SM before this write can reach
+                # the group: a reset must not feed the older track again over it
+                self.mgr.persist()
                 return None
             i = 0
             while i < count:
@@ -251,6 +316,7 @@ class Spare:
                 else:                                                        # S86 / S149
                     over.append((glba, j - i, data[i * bs:j * bs]))
                 i = j
+            self.mgr.persist()      # bits cleared for an overflow: saved before its data goes on
         if over:
             g = self.g
             for glba, n, blk in over:
@@ -332,6 +398,7 @@ class Spare:
         return st
 
     async def run(self):
+        """The copy, from self.ptr (0, or the saved pointer after a reset)."""
         job = self.job
         raid = self.u.raid
         buf = self.cbuf
@@ -390,14 +457,25 @@ class Spare:
             self.stats["fed"] += 1
         self.area.drop(key)
 
-    async def feedback(self):
+    async def feedback(self, resume=False):
+        """Feed the updates back; resume: after a reset, from the saved pointer (the
+        journal's records are walked again from the same place; the other areas keep
+        only the updates not fed back yet)."""
         u = self.u
         raid = u.raid
         async with raid.lock:
-            self.phase = FEEDBACK                                            # S35/S77/S137 YES
             items = self.area.items() if self.area is not None else []
-        self.fb_total = len(items)
-        job = Job("feedback%d" % self.gid, "feedback", len(items), 0, self.mgr.cfg.get("feedback_paused", False))
+            if resume:
+                if self.area is not None and self.area.kind == "journal":
+                    items = items[self.fb_ptr:]
+                else:
+                    self.fb_total = self.fb_ptr + len(items)
+            else:
+                self.phase = FEEDBACK                                        # S35/S77/S137 YES
+                self.fb_total = len(items)
+                self.fb_ptr = 0
+                u.sm.save()
+        job = Job("feedback%d" % self.gid, "feedback", self.fb_total, self.fb_ptr, self.fpaused)
         self.fjob = job
         u.jobs.add(job)
         for key, ref in items:
@@ -415,6 +493,7 @@ class Spare:
                     self.stats["discarded"] += 1                             # S111
                 self.fb_ptr += 1
                 job.pointer = self.fb_ptr
+                u.sm.dirty = True
         async with raid.lock:
             if self.area is not None:
                 for key, ref in self.area.items():    # anything that slipped in meanwhile

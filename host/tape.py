@@ -15,15 +15,21 @@ DIVISION COMPLETED, E9 EXTENT DIVISION COMPLETED; otherwise BackupError.
     bh.after_split(0, 1)                     # E7: the whole copy volume
     bh.after_extent_update(0, 1, [[2, 3]])   # E7: then only the updated tracks
     image = restore(tape.records(), vol=1, blocks=48, block_size=512)
+
+A backup the unit's reset cuts short is taken up again by the backup host
+(`backup_split_copy`): it waits for the unit, checks the copy is still settled and goes
+on after the last whole record on tape.
 """
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from host import volcopy as vc
+from host.link import LinkError
 
 MAGIC = b"TREC"
 HEAD = struct.Struct("<4sHIIIIH")   # magic, volume, first block, blocks, block size, crc32, label length
@@ -136,6 +142,50 @@ class BackupHost:
             end = min((b + 1) * tb, blocks)
             out.append(self.backup_blocks(vol, first, end - first, label or f"volume {vol} tracks {a}-{b}"))
         return out
+
+    # ---- backups that outlive a reset of the unit -------------------------------------
+    def wait_unit(self, timeout: float = 30.0):
+        """Wait until the unit answers again (its board restarted)."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                if self.unit.link is not None:
+                    self.unit.mgmt("info", timeout=2.0)
+                    return
+            except (LinkError, OSError, AttributeError):   # the old link is closed / gone
+                pass
+            if time.monotonic() > end:
+                raise BackupError(f"unit {self.unit.name} did not come back within {timeout} s")
+            time.sleep(0.05)
+
+    def backup_split_copy(self, orig: int, copy: int, chunk: int, timeout: float = 30.0) -> int:
+        """E7: the whole split copy volume in records of `chunk` blocks.  If the unit
+        stops answering part-way (its board was reset), wait for it, check the pair is
+        still DIVISION COMPLETED and go on after the last whole record of this backup on
+        tape: no block is written twice, none is left out.  Returns the number of times
+        the backup was cut short."""
+        label = f"volume {copy} split image"
+        cuts = 0
+        while True:
+            try:
+                p = self._slot(vc.T_PAIR, orig, copy)
+                if p["state"] != vc.DIV_DONE:
+                    raise BackupError(f"pair {orig} -> {copy} is {p['state']}; the split image is not settled")
+                blocks, _ = self.unit.volinfo(copy)
+                first = 0
+                for r in self.tape.records():
+                    if r.vol == copy and r.label == label:
+                        first = max(first, r.first + r.blocks)
+                while first < blocks:
+                    n = min(chunk, blocks - first)
+                    self.backup_blocks(copy, first, n, label)
+                    first += n
+                return cuts
+            except (LinkError, OSError, AttributeError):
+                # the board went away under the request (its port closed, or no link
+                # at all while it boots again)
+                cuts += 1
+                self.wait_unit(timeout)
 
     # ---- E11 flows -------------------------------------------------------------------
     def _slot(self, tbl, orig, copy, **area):
