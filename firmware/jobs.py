@@ -19,6 +19,7 @@ class Job:
         self.budget = 0          # steps allowed while paused
         self.ev = asyncio.Event()
         self.note = ""
+        self.persist = None      # an SM dict whose "paused" mirrors the job's (saved by mgmt)
 
     async def gate(self):
         """Wait until the job may do one more unit of work."""

@@ -123,7 +123,7 @@ def table(u, name):
         return u.link.counters()
     if name == "raid":
         r = u.raid
-        return {"repaired": r.repaired, "lost_reads": r.lost_reads} if r else None
+        return {"repaired": r.repaired, "lost_reads": r.lost_reads, "hole_repairs": r.hole_repairs} if r else None
     if name == "mem":
         return mem(u)
     if name in u.sm.t:
@@ -212,6 +212,9 @@ async def run(u, cmd):
             job.step(n)
         elif act != "info":
             return wire.E_BAD_PARAM, {"error": "job action must be pause, resume, step or info"}
+        if job.persist is not None and act in ("pause", "resume"):
+            job.persist["paused"] = job.state == "paused"   # a reset keeps it so
+            u.sm.save()
         return wire.OK, {"job": job.info()}
     if op == "flush":
         await cha.destage(u)

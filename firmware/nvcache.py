@@ -10,6 +10,11 @@ import struct
 REC = "<IIIB3x"     # magic, key, gen, state
 REC_LEN = 16
 MAGIC = 0x4E564331  # "NVC1"
+# The parity log (one record after the slots): before a RAID5 row is written while one
+# of its members is absent, the absent member's data is logged here, so a write cut
+# short by a reset cannot leave that data unrecoverable (the "write hole").
+PLOG = "<IIHHB3x"   # magic, row, group, member, state
+PLOG_MAGIC = 0x504C4F47
 DIRTY = 1
 CLEAN = 0
 
@@ -55,6 +60,28 @@ class NVCache:
             if magic == MAGIC and state == DIRTY:
                 out.append((i, key, gen, bytes(self.recmv[REC_LEN:])))
         return out
+
+    def plog_put(self, gid, row, member, data):
+        struct.pack_into(PLOG, self.rec, 0, PLOG_MAGIC, row, gid, member, DIRTY)
+        self.recmv[REC_LEN:] = data
+        self.f.seek(self.n * self.stride)
+        self.f.write(self.rec)
+        self.writes += 1
+
+    def plog_clear(self):
+        self.one[0] = CLEAN
+        self.f.seek(self.n * self.stride + 12)
+        self.f.write(self.one)
+
+    def plog_get(self):
+        """(group, row, member, data) of a parity-log record still open, or None."""
+        self.f.seek(self.n * self.stride)
+        if self.f.readinto(self.rec) != self.stride:
+            return None
+        magic, row, gid, member, state = struct.unpack_from(PLOG, self.rec, 0)
+        if magic != PLOG_MAGIC or state != DIRTY:
+            return None
+        return gid, row, member, bytes(self.recmv[REC_LEN:])
 
     def close(self):
         self.f.close()

@@ -70,6 +70,8 @@ class Raid:
         self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
         self.repaired = 0
         self.lost_reads = 0
+        self.pending_repair = None   # parity-log record found at boot (see _repair)
+        self.hole_repairs = 0
         self.standin = {}
 
     @staticmethod
@@ -119,6 +121,8 @@ class Raid:
 
     # ---- reads ------------------------------------------------------------
     async def read_block(self, g, glba, into):
+        if self.pending_repair is not None:
+            await self._repair()
         row, m, _ = locate(g, glba)
         if g["level"] == 1:
             return await self._read_mirror(g, row, into)
@@ -213,6 +217,8 @@ class Raid:
         """Write one group block (RAID5: read-modify-write of data and parity; with
         resync, parity is recomputed from the row's data instead, for a row whose last
         write may have been cut short)."""
+        if self.pending_repair is not None:
+            await self._repair()
         row, m, p = locate(g, glba)
         if g["level"] == 1:
             return await self._write_ops(g, [(self.drive_of(g, k, row), "w", row, data)
@@ -239,8 +245,16 @@ class Raid:
                     self._lost(g, d, sts[i])
             # an old block is unreadable: write the row from the other data blocks instead
             return await self._reconstruct_write(g, row, m, p, data)
+        absent = self._absent(g, row, m, p)
+        if absent >= 0:
+            st = await self._log_absent(g, row, m, p, absent, old, ppar)
+            if st not in GOOD:
+                return st
         core.parity_update(ppar, old, data)
-        return await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
+        st = await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
+        if absent >= 0:
+            self._log_done()
+        return st
 
     async def _reconstruct_write(self, g, row, m, p, data):
         """Parity = XOR(new data, every other data block); write both."""
@@ -275,14 +289,89 @@ class Raid:
 
     async def write_row(self, g, row, blocks):
         """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
+        if self.pending_repair is not None:
+            await self._repair()
         n = len(g["members"])
+        nv = self.u.cache.nv if self.u.cache else None
+        absent = self._absent(g, row, -1, -1)
+        logged = nv is not None and absent >= 0 and blocks[absent] is not None
+        if logged:   # the absent member's data lives only in parity: log it first
+            nv.plog_put(g["id"], row, absent, blocks[absent])
         par = self.scratch[-1]
         core.xor_into(par, [b for b in blocks if b is not None])
         ops = []
         for m in range(n):
             buf = par if blocks[m] is None else blocks[m]
             ops.append((self.drive_of(g, m, row), "w", row, buf))
-        return await self._write_ops(g, ops)
+        st = await self._write_ops(g, ops)
+        if logged:
+            self._log_done()
+        return st
+
+    # ---- the write hole -----------------------------------------------------------
+    def _absent(self, g, row, m, p):
+        """RAID5: a member other than m and p with no drive for this row, or -1."""
+        if g["level"] != 5 or not g["failed"]:
+            return -1
+        for k in range(len(g["members"])):
+            if k != m and k != p and self.drive_of(g, k, row) < 0:
+                return k
+        return -1
+
+    async def _log_absent(self, g, row, m, p, k, old, ppar):
+        """Before a read-modify-write of a row whose member k is absent: log k's data
+        (old parity ^ old data ^ the other data blocks), so the row can be made whole
+        again whatever part of the write a reset lets through."""
+        nv = self.u.cache.nv if self.u.cache else None
+        if nv is None:
+            return wire.OK
+        acc = self.scratch[-1]
+        core.xor_into(acc, [ppar, old])
+        ops = []
+        j = 2
+        for o in range(len(g["members"])):
+            if o not in (m, p, k):
+                ops.append((self.drive_of(g, o, row), "r", row, self.scratch[j]))
+                j += 1
+        if ops:
+            sts = await self._io_all(ops)
+            for i in range(len(ops)):
+                if sts[i] not in GOOD:
+                    self._lost(g, ops[i][0], sts[i])
+                    return wire.E_DATA_LOST
+                core.xor_acc(acc, self.scratch[2 + i])
+        nv.plog_put(g["id"], row, k, acc)
+        return wire.OK
+
+    def _log_done(self):
+        nv = self.u.cache.nv if self.u.cache else None
+        if nv is not None:
+            nv.plog_clear()
+
+    async def _repair(self):
+        """Boot found an open parity-log record: rewrite that row's parity from the
+        data on the drives and the logged data of the absent member."""
+        gid, row, k, data = self.pending_repair
+        self.pending_repair = None
+        g = self.u.group(gid)
+        if g is not None and g["level"] == 5:
+            n = len(g["members"])
+            p = (n - 1) - (row // g["chunk"]) % n
+            acc = self.scratch[-1]
+            acc[:] = data
+            ok = True
+            for o in range(n):
+                if o == k or o == p:
+                    continue
+                d = self.drive_of(g, o, row)
+                if d < 0 or await self.dka.read(d, row, 1, self.scratch[0]) not in GOOD:
+                    ok = False
+                    break
+                core.xor_acc(acc, self.scratch[0])
+            dp = self.drive_of(g, p, row)
+            if ok and dp >= 0 and await self.dka.write(dp, row, 1, acc) == wire.OK:
+                self.hole_repairs += 1
+        self._log_done()
 
     async def _write_ops(self, g, ops):
         """Issue the writes that have a drive; the row survives if at most one member
@@ -310,6 +399,8 @@ class Raid:
     # ---- rebuild ---------------------------------------------------------------
     async def rebuild_row(self, g, row):
         """Recreate the failed member's block of `row` on the spare; return a status."""
+        if self.pending_repair is not None:
+            await self._repair()
         rb = g["rebuild"]
         m = rb["member"]
         buf = self.scratch[-1]

@@ -82,6 +82,8 @@ class Unit:
             self.destage_ev.set()
         self.high_water = max(1, n // 2)
         self.raid = Raid(self, self.bs, self.board["max_members"])
+        if nv is not None:
+            self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
         for name in cfg.get("features", []):
             if name not in self.features:
                 self.features[name] = features.load(name).attach(self)
@@ -161,6 +163,7 @@ class Unit:
         rb = g["rebuild"]
         name = "rebuild%d" % g["id"]
         job = self.jobs.add(Job(name, "rebuild", g["rows"], rb["pointer"], rb["paused"]))
+        job.persist = rb
         asyncio.create_task(self._rebuild(g, rb, job))
 
     async def _rebuild(self, g, rb, job):

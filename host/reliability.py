@@ -82,14 +82,21 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True) -
     for _ in range(20):
         w.write_one()
     figures = {"kills": 0, "unacknowledged_in_flight": 0, "unacknowledged_bad": 0, "bad_blocks": 0,
-               "rebuild_pointer_at_kill": [], "rebuild_resumed_from": []}
+               "rebuild_resumed_from": []}
     if during_rebuild:
         u.flush()
         g = u.table("groups")[0]
         u.inject(g["members"][1], "fail")
-        w.write_one()             # the unit notices the failure
+        u.fail_drive(g["members"][1], "pulled")
         if not u.table("groups")[0]["rebuild"]:
-            u.rebuild(g["id"])
+            # held at row 0, then a quarter done, so the first kill lands mid-rebuild
+            u.rebuild(g["id"], paused=True)
+            quarter = g["rows"] // 4
+            u.job(f"rebuild{g['id']}", "step", n=quarter)
+            u.wait_for(lambda x: x.job(f"rebuild{g['id']}")["pointer"] >= quarter, what="a quarter rebuilt")
+            u.mgmt("save")
+            figures["rebuild_pointer_before_kills"] = quarter
+            u.job(f"rebuild{g['id']}", "resume")
     for _ in range(kills):
         timer = threading.Timer(rng.uniform(0.05, 0.4), u.kill)
         timer.start()
