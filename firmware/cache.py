@@ -23,7 +23,7 @@ class Cache:
         self.key = [-1] * nslots
         self.state = bytearray(nslots)
         self.busy = bytearray(nslots)    # 1 while a destage has the slot's data in flight
-        self.resync = bytearray(nslots)  # 1: restored after a reset, recompute parity on destage
+        self.resync = bytearray(nslots)  # 1: was being destaged at a reset: recompute parity
         self.nv = nv                     # NVCache or None (volatile cache)
         self.gen = [0] * nslots
         self.used = [0] * nslots
@@ -89,7 +89,7 @@ class Cache:
         if self.nv is None:
             return 0
         recs = self.nv.dirty_records()
-        for i, key, gen, data in recs:
+        for i, key, gen, data, inflight in recs:
             if i >= self.n:
                 continue
             self.key[i] = key
@@ -97,10 +97,16 @@ class Cache:
             self.slot[i][:] = data
             self.gen[i] = gen
             self.state[i] = DIRTY
-            self.resync[i] = 1
+            self.resync[i] = 1 if inflight else 0   # only a row caught mid-write is suspect
             self.ndirty += 1
         self.c["restored"] = len(recs)
         return len(recs)
+
+    def hold(self, i):
+        """A destage takes the slot's data to the drives (see cha.destage)."""
+        self.busy[i] = 1
+        if self.nv is not None and self.state[i] != CLEAN:
+            self.nv.inflight(i)
 
     def pin(self, i):
         if self.state[i] == DIRTY:

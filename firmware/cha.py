@@ -150,7 +150,7 @@ async def destage(u):
                     gens = [0 if k < 0 else c.gen[k] for k in slots]
                     for k in slots:
                         if k >= 0:
-                            c.busy[k] = 1
+                            c.hold(k)
                     try:
                         st = await raid.write_row(g, row, bufs)
                     finally:
@@ -163,7 +163,7 @@ async def destage(u):
                     u.slot_ev.set()
                     continue
             gen = c.gen[s]
-            c.busy[s] = 1
+            c.hold(s)
             try:
                 st = await raid.write_block(g, glba, c.slot[s], c.resync[s])
             finally:

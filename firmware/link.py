@@ -28,7 +28,10 @@ if hasattr(asyncio, "wait_for_ms"):  # MicroPython
     sleep_ms = asyncio.sleep_ms
 else:
     async def wait_ms(aw, ms):
-        return await asyncio.wait_for(aw, ms / 1000)
+        # asyncio.timeout, not wait_for: wait_for in CPython 3.11 can swallow a
+        # cancellation that races its timeout, and a task would then never stop
+        async with asyncio.timeout(ms / 1000):
+            return await aw
 
     async def sleep_ms(ms):
         await asyncio.sleep(ms / 1000)

@@ -17,6 +17,7 @@ PLOG = "<IIHHB3x"   # magic, row, group, member, state
 PLOG_MAGIC = 0x504C4F47
 DIRTY = 1
 CLEAN = 0
+INFLIGHT = 2        # dirty, and being destaged: its row may be half written
 
 
 class NVCache:
@@ -35,8 +36,11 @@ class NVCache:
         self.recmv = memoryview(self.rec)
         self.one = bytearray(1)
         self.writes = 0
+        self.frozen = False   # set when the board loses power: nothing reaches the file
 
     def put(self, i, key, gen, data):
+        if self.frozen:
+            return
         struct.pack_into(REC, self.rec, 0, MAGIC, key, gen, DIRTY)
         self.recmv[REC_LEN:] = data
         self.f.seek(i * self.stride)
@@ -44,12 +48,20 @@ class NVCache:
         self.writes += 1
 
     def clean(self, i):
-        self.one[0] = CLEAN
+        self._state(i, CLEAN)
+
+    def inflight(self, i):
+        self._state(i, INFLIGHT)
+
+    def _state(self, i, st):
+        if self.frozen:
+            return
+        self.one[0] = st
         self.f.seek(i * self.stride + 12)
         self.f.write(self.one)
 
     def dirty_records(self):
-        """[(slot, key, gen, data)] of every record still dirty in the file."""
+        """[(slot, key, gen, data, inflight)] of every record still dirty in the file."""
         out = []
         for i in range(self.n):
             self.f.seek(i * self.stride)
@@ -57,11 +69,13 @@ class NVCache:
             if k != self.stride:
                 break
             magic, key, gen, state = struct.unpack_from(REC, self.rec, 0)
-            if magic == MAGIC and state == DIRTY:
-                out.append((i, key, gen, bytes(self.recmv[REC_LEN:])))
+            if magic == MAGIC and (state == DIRTY or state == INFLIGHT):
+                out.append((i, key, gen, bytes(self.recmv[REC_LEN:]), state == INFLIGHT))
         return out
 
     def plog_put(self, gid, row, member, data):
+        if self.frozen:
+            return
         struct.pack_into(PLOG, self.rec, 0, PLOG_MAGIC, row, gid, member, DIRTY)
         self.recmv[REC_LEN:] = data
         self.f.seek(self.n * self.stride)
@@ -69,6 +83,8 @@ class NVCache:
         self.writes += 1
 
     def plog_clear(self):
+        if self.frozen:
+            return
         self.one[0] = CLEAN
         self.f.seek(self.n * self.stride + 12)
         self.f.write(self.one)

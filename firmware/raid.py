@@ -232,10 +232,15 @@ class Raid:
             if dm < 0:
                 return wire.E_DATA_LOST
             return await self._write_ops(g, [(dm, "w", row, data)])
-        if dm < 0 or (resync and not g["failed"]):
-            # data member missing (or parity not trusted, and every data block there
-            # to recompute it from): parity = XOR(new data, the other data blocks)
+        if dm < 0:
+            # data member missing: parity = XOR(new data, the other data blocks)
             return await self._reconstruct_write(g, row, m, p, data)
+        if resync and not g["failed"]:
+            # the row was caught mid-write by a reset: parity not trusted, recompute it
+            # from the data; if another block is unreadable, parity is all there is
+            st = await self._reconstruct_write(g, row, m, p, data)
+            if st != wire.E_DATA_LOST:
+                return st
         old = self.scratch[0]
         ppar = self.scratch[1]
         sts = await self._io_all([(dm, "r", row, old), (dp, "r", row, ppar)])

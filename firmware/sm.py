@@ -26,6 +26,7 @@ class SharedMemory:
         self.saves = 0
         self.dirty = False
         self.boots = 0
+        self.frozen = False   # set when the board loses power: nothing reaches the file
         self.before_save = []   # fns run before every save (features put runtime state into tables)
 
     def load(self):
@@ -40,6 +41,8 @@ class SharedMemory:
         return True
 
     def save(self):
+        if self.frozen:
+            return
         for fn in self.before_save:
             fn()
         with open(self.tmp, "w") as f:

@@ -205,6 +205,11 @@ class InProcessLauncher(Launcher):
     def kill(self):
         s = getattr(self, "fw_sock", None)
         if s is not None:
+            # a power cut: from this instant nothing the old firmware does reaches its
+            # files (it is stopped through its link right after)
+            self.unit.sm.frozen = True
+            if self.unit.cache is not None and self.unit.cache.nv is not None:
+                self.unit.cache.nv.frozen = True
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:

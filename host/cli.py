@@ -32,6 +32,13 @@ def main(argv=None):
     t.add_argument("--board", default=None)
     t.add_argument("--table", default=None)
     sub.add_parser("boards", help="list the board definitions")
+    r = sub.add_parser("reliability", help="link faults, board resets, fuzzing and model runs: the figures")
+    r.add_argument("--board", default="emulator")
+    r.add_argument("--fuzz", type=int, default=5000, help="fuzz inputs (the dedicated run: 100000)")
+    r.add_argument("--kills", type=int, default=5)
+    r.add_argument("--ops", type=int, default=150, help="workload ops through the faulty link")
+    r.add_argument("--model-steps", type=int, default=300)
+    r.add_argument("--json", default=None, help="also write the figures here")
     add_tool_commands(sub)
     d.add_argument("--live", action="store_true", help="show the live view of the rig while the demo runs")
     a = ap.parse_args(argv)
@@ -59,6 +66,16 @@ def main(argv=None):
         json.dump(out, sys.stdout, indent=1)
         print()
         return 0
+    if a.cmd == "reliability":
+        from host import reliability
+
+        figures = reliability.run_all(board=a.board, fuzz=a.fuzz, kills=a.kills, ops=a.ops,
+                                      model_steps=a.model_steps, progress=print)
+        print(reliability.report(figures))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(figures, f, indent=1)
+        return 0 if reliability.mismatches(figures) == 0 else 1
     if a.cmd == "boards":
         for p in sorted(BOARDS_DIR.glob("*.toml")):
             b = load_board(str(p))

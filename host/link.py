@@ -14,6 +14,7 @@ so a late copy of an old write never lands.
 from __future__ import annotations
 
 import json
+import queue
 import struct
 import threading
 import time
@@ -92,16 +93,42 @@ class BoardLink:
         self.rx_bytes = 0
         self.closed = False
         self._stop = False
+        self._outq: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer_thread = threading.Thread(target=self._writer, name=f"link-{name}-tx", daemon=True)
+        self._writer_thread.start()
         self.thread = threading.Thread(target=self._reader, name=f"link-{name}", daemon=True)
+        self.thread.link_reader = True   # see send_raw
         self.thread.start()
-        # a new host end numbers its requests from 1: the board forgets the old ones
+
+    def announce(self):
+        """A new host end numbers its requests from 1: tell the board to forget the
+        old ones (call once the link's hooks are in place)."""
         self.send(wire.CH_LINK, wire.K_PEER_RESET, 0, b"\xff")
 
     # ---- sending -----------------------------------------------------------
     def send_raw(self, data: bytes):
+        if getattr(threading.current_thread(), "link_reader", False):
+            # A link's reader thread (answering a drive, passing a peer frame on) must
+            # never block on a full port: the board may itself be blocked writing to
+            # us, and with both directions full neither side would read again.  The
+            # writer thread sends it.
+            self._outq.put(data)
+            return
         with self.wlock:
             self.ser.write(data)
             self.tx_bytes += len(data)
+
+    def _writer(self):
+        while True:
+            data = self._outq.get()
+            if data is None:
+                return
+            try:
+                with self.wlock:
+                    self.ser.write(data)
+                    self.tx_bytes += len(data)
+            except Exception:   # port closed: the reader notices and marks the link closed
+                pass
 
     def _low(self) -> int:
         """The oldest request we still await (or the next seq): sent in every frame, so
@@ -306,6 +333,7 @@ class BoardLink:
 
     def close(self):
         self._stop = True
+        self._outq.put(None)
         try:
             self.ser.close()
         except Exception:

@@ -299,11 +299,94 @@ def _collect(u, waiting, figures):
     waiting.clear()
 
 
+# ---------------------------------------------------------------- model
+
+
+def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0) -> dict:
+    """Random steps (I/O, a member failure and rebuild, defects, resets, malformed
+    requests) against the golden model; a failure is saved as a replayable trace."""
+    from host.model import ModelRun
+
+    rng = random.Random(seed)
+    run = ModelRun(board)
+    failed, spares, done = False, 1, 0
+    figures = {"steps": 0, "blocks_checked": 0, "mismatches": 0, "saved": None}
+    try:
+        for _ in range(steps):
+            c = rng.random()
+            if c < 0.4:
+                lba = rng.randrange(run.blocks)
+                st = {"op": "write", "lba": lba, "count": min(rng.randint(1, 6), run.blocks - lba)}
+            elif c < 0.8:
+                lba = rng.randrange(run.blocks)
+                st = {"op": "read", "lba": lba, "count": min(rng.randint(1, 8), run.blocks - lba)}
+            elif c < 0.83 and not failed:
+                st, failed = {"op": "fail", "member": rng.randrange(4)}, True
+            elif c < 0.86 and failed and spares:
+                st, failed, spares = {"op": "rebuild"}, False, spares - 1
+            elif c < 0.9:
+                st = {"op": "restart"}
+            elif c < 0.94:
+                st = {"op": "flush"}
+            elif c < 0.97 and not failed:
+                st = {"op": "defect", "member": rng.randrange(4), "row": rng.randrange(48)}
+            else:
+                st = {"op": "bad"}
+            try:
+                run.apply(st)
+            except Exception as e:   # a wrong read, or an error where none is due
+                figures["mismatches"] += 1
+                figures["saved"] = str(run.save_failure(repr(e)))
+                break
+            done += 1
+    finally:
+        figures["steps"] = done
+        figures["blocks_checked"] = run.checked
+        run.close()
+    return figures
+
+
+# ---------------------------------------------------------------- all of it
+
+
+def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int = 150,
+            model_steps: int = 300, progress=None) -> dict:
+    from host.model import model_rig_desc
+    from host.rig import Rig
+
+    say = progress or (lambda *a: None)
+    out = {}
+    desc = model_rig_desc(512)
+    say(f"link faults: {ops} verified ops at 1e-3 corrupted bytes, 1% dropped/duplicated/delayed frames ...")
+    with Rig(desc, board=board) as rig:
+        out["link_faults"] = timed(link_fault_run, rig, ops=ops)
+    say(f"board resets: {kills} kills mid-write and mid-rebuild ...")
+    rdesc = model_rig_desc(4096)
+    rdesc["unit"][0]["drive_blocks"] = 512
+    rdesc["unit"][0]["volume"] = [{"id": 0, "group": 0, "blocks": 600}]
+    with Rig(rdesc, board=board) as rig:
+        out["resets"] = timed(reset_run, rig, kills=kills)
+    say(f"fuzzing: {fuzz} malformed inputs ...")
+    with Rig(model_rig_desc(4096), board=board) as rig:
+        out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz)
+    say(f"model: {model_steps} random steps against the golden model ...")
+    out["model"] = timed(model_run, board, model_steps)
+    return out
+
+
+def mismatches(figures: dict) -> int:
+    """Everything that counts as a failure, summed (goal: 0)."""
+    lf, rs, fz, md = (figures.get(k, {}) for k in ("link_faults", "resets", "fuzz", "model"))
+    return (lf.get("bad_blocks", 0) + rs.get("bad_blocks", 0) + rs.get("unacknowledged_bad", 0)
+            + fz.get("unanswered", 0) + (0 if fz.get("state_unchanged", True) else 1) + fz.get("bad_blocks", 0)
+            + md.get("mismatches", 0))
+
+
 # ---------------------------------------------------------------- report
 
 
 def report(figures: dict) -> str:
-    lines = []
+    lines = [f"mismatches found: {mismatches(figures)} (goal 0)"]
     for name, f in figures.items():
         lines.append(f"{name}:")
         for k, v in f.items():

@@ -88,6 +88,7 @@ class Unit:
         self.link = BoardLink(self.port, self.name, max_payload=mp)
         self.link.drive_handler = self._serve_drive
         self.link.on_record = self.on_record
+        self.link.announce()
         if self.fabric:
             self.fabric.attach(self)
         by_url = self.board.get("kind") == "serial"
