@@ -1210,6 +1210,8 @@ class ParityUnit:
     def run_job(self, name, kind, total, paused, fn, pointer=0):
         job = self.u.jobs.add(Job(name, kind, total, pointer, bool(paused)))
         self.jobs_running[name] = job
+        job.persist = {}     # mgmt saves SM on pause / resume; sync() records the flag
+        self.save()
         asyncio.create_task(self._run(job, fn))
         return name
 

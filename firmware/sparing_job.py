@@ -74,6 +74,7 @@ class Spare:
         self.stats = {"copied": 0, "rebuilt": 0, "skipped": 0, "faulty_reads": 0, "diverted": 0,
                       "overflow": 0, "fed": 0, "discarded": 0, "through": 0}
         self.job = Job("sparing%d" % self.gid, "sparing", self.rows, 0, paused)
+        self.job.persist = {}   # mgmt saves SM on pause / resume; state() records the flag
         self.fjob = None
         self.fpaused = bool(cfg.get("feedback_paused", False))
         self.saved_ptr = 0      # the copy pointer as last saved in SM
@@ -476,6 +477,7 @@ class Spare:
                 self.fb_ptr = 0
                 u.sm.save()
         job = Job("feedback%d" % self.gid, "feedback", self.fb_total, self.fb_ptr, self.fpaused)
+        job.persist = {}
         self.fjob = job
         u.jobs.add(job)
         for key, ref in items:

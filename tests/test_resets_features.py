@@ -372,6 +372,42 @@ def test_parity_add_killed_part_way_resumes_from_the_13c_completed_blocks(make_r
     assert pu.table("parity_710")["data_units"] == [1, 2, 3]
 
 
+def test_parity_restoration_and_delete_killed_part_way_go_on_from_their_pointers(make_rig):
+    rig, dus, pu = parity_rig(make_rig)
+    s1, s2, s3 = dus
+    parity_fill(rig, dus)
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3], form="13B")
+    pu.wait_job("pbuild")
+    want = hp.area(s1)
+    hp.lose_data(s1)
+    s1.mgmt("parity_restore", method=2, paused=True)
+    pu.job("prestore1", "step", n=25)
+    pu.wait_for(lambda u: u.job("prestore1")["pointer"] == 25, what="25 blocks restored")
+    _wait(lambda: saved(pu, "parity")["restore"].get("pos") == 25, "restore pointer saved")
+    kill_and_boot(pu)
+    j = pu.job("prestore1")
+    assert (j["pointer"], j["state"]) == (25, "paused")
+    assert s1.table("parity_unit")["restoring"] is not None        # su1 still waits for its data
+    pu.job("prestore1", "resume")
+    pu.wait_job("prestore1")
+    s1.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done")
+    assert hp.area(s1) == want
+    last = pu.table("parity_unit")["last_restore"]
+    assert last["sent"] == 80 and last["asked"] == {"2": 80, "3": 80}   # counted once per block
+    pu.mgmt("parity_change", delete=2, paused=True)                # Fig 32, then a reset
+    pu.job("pdel2", "step", n=20)
+    pu.wait_for(lambda u: u.job("pdel2")["pointer"] == 20, what="20 blocks deleted")
+    kill_and_boot(pu)                  # at once: the 740 position as last saved
+    pos = [r for r in saved_rows(pu) if r["unit"] == 2][0]["pos"]
+    j = pu.job("pdel2")
+    assert (j["pointer"], j["state"]) == (pos, "paused") and pos <= 20
+    hp.write_area(s2, 50, random.Random(5).randbytes(BS))          # not sent yet: still a delta
+    pu.job("pdel2", "resume")
+    pu.wait_job("pdel2")
+    assert pu.table("parity_710")["data_units"] == [1, 3]
+    assert hp.bad_blocks(pu, [s1, s3]) == []
+
+
 def test_parity_build_killed_at_a_random_moment_under_host_writes_keeps_data_and_parity_exact(make_rig):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)

@@ -184,6 +184,7 @@ def test_auto_sparing_with_a_journal_keeps_every_write_and_never_touches_the_fau
     # feedback held: only the updated tracks go to the members and the spare
     recs = [r for w in u.table("journal") for r in w["records"]]
     bits = {int(k): v for w in u.table("T4") for k, v in w["bitmaps"].items()}
+    u.flush()                  # overflowed writes (journal full) still in the cache: destaged now
     for d in u.drives:
         d.accesses = []
     u.job("feedback0", "resume")
