@@ -1,7 +1,14 @@
-"""Benchmarks: run with `pytest bench --benchmark-only` (the default test run skips them).
+"""Benchmarks: run with `pytest bench --benchmark-only` (the default test run skips them),
+or all of them with the report and plots: `make bench` / `python bench/run.py [--quick]`.
 
 Pairs of benchmarks in one group (same benchmark.group) are compared at the end of the
 session: a table of reference-time / our-time ratios, > 1.0 meaning we are faster.
+
+--quick (or STORLAB_BENCH_QUICK=1): the smoke mode CI runs, every benchmark once on
+small sizes, so the suite cannot rot; its numbers are not the ones to quote.
+A benchmark states a goal by putting extra_info["goal"] = {"name", "value", "goal"}
+(value >= goal is met) and a plain figure by extra_info["info"] = {"name", "value"};
+bench/report.py collects them into the report.
 """
 
 import os
@@ -12,6 +19,19 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.append(ROOT)
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true", help="storlab smoke mode: small sizes, few rounds")
+
+
+def pytest_configure(config):
+    if config.getoption("--quick"):
+        os.environ["STORLAB_BENCH_QUICK"] = "1"
+
+
+def quick():
+    return os.environ.get("STORLAB_BENCH_QUICK") == "1"
+
 
 # group -> {impl: median seconds}, filled by the benchmarks (through the bench_record fixture)
 RESULTS = {}

@@ -10,6 +10,7 @@ frames that carry a block (PBLOCK header + data) on the fabric during the restor
     .venv/bin/pytest bench/test_bench_parity_unit.py --benchmark-only
 """
 import copy
+import os
 import random
 import time
 import tomllib
@@ -21,7 +22,9 @@ from host import parity_unit as hp
 from host.rig import Rig
 
 BS = 4096
-SCALES = (1, 10)
+QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))   # bench/run.py --quick: the small rig, one round
+SCALES = (1,) if QUICK else (1, 10)
+ROUNDS = 1 if QUICK else 3
 LINES = []
 
 
@@ -67,7 +70,7 @@ def build(pu):
 def test_initial_build_throughput(benchmark, group, capsys):
     scale, rig, dus, pu = group
     benchmark.group = "parity-build-x%d" % scale
-    np_ = benchmark.pedantic(build, args=(pu,), rounds=3, iterations=1)
+    np_ = benchmark.pedantic(build, args=(pu,), rounds=ROUNDS, iterations=1)
     assert hp.bad_blocks(pu, dus) == []
     stats = getattr(benchmark, "stats", None)
     if stats is None:
@@ -103,7 +106,7 @@ def test_restore_time_and_bytes_moved(benchmark, group, method, capsys):
         wait(pu, lambda u: u.job("prestore1")["state"] in ("done", "failed"))
         wait(s1, lambda u: u.table("parity_unit")["restoring"] is None)
 
-    benchmark.pedantic(restore, setup=lose, rounds=3, iterations=1)
+    benchmark.pedantic(restore, setup=lose, rounds=ROUNDS, iterations=1)
     assert hp.area(s1) == want
     assert hp.bad_blocks(pu, [s1, s2, s3]) == []
     served = [hp.pblock_frames(u, marks[u.name], served=True) for u in (s2, s3)]

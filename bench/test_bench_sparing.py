@@ -4,6 +4,7 @@ the copy against the rate with no copy, for the direct and the reconstruct copy.
 
     .venv/bin/pytest bench/test_bench_sparing.py --benchmark-only -s
 """
+import os
 import threading
 import time
 
@@ -12,7 +13,9 @@ import pytest
 from host.hostio import Workload
 from host.rig import Rig
 
-ROWS = 1024
+QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))   # bench/run.py --quick: a smaller drive
+ROWS = 256 if QUICK else 1024
+VB = ROWS * 3 // 2          # blocks per volume: two volumes fill the RAID5 of 4
 
 
 def desc(copy):
@@ -20,12 +23,13 @@ def desc(copy):
             "unit": [{"name": "u0", "drives": 7, "drive_blocks": ROWS, "backing": "memory",
                       "features": ["sparing"],
                       "sparing": {"mode": "manual", "copy": copy, "backup": "journal", "track_blocks": 4,
-                                  "work_volumes": [{"id": 10, "drive": 6, "start": 0, "tracks": 128},
-                                                   {"id": 11, "drive": 6, "start": 512, "tracks": 128}]},
+                                  "work_volumes": [{"id": 10, "drive": 6, "start": 0, "tracks": ROWS // 8},
+                                                   {"id": 11, "drive": 6, "start": ROWS // 2,
+                                                    "tracks": ROWS // 8}]},
                       "group": [{"id": 0, "level": 5, "members": [0, 1, 2, 3], "chunk": 4, "spares": [4, 5],
                                  "auto_rebuild": False}],
-                      "volume": [{"id": 0, "group": 0, "blocks": 1536},
-                                 {"id": 1, "group": 0, "start": 1536, "blocks": 1536}]}],
+                      "volume": [{"id": 0, "group": 0, "blocks": VB},
+                                 {"id": 1, "group": 0, "start": VB, "blocks": VB}]}],
             "host": [{"name": "h0", "unit": "u0", "port": 0}]}
 
 
@@ -70,8 +74,8 @@ def test_sparing_copy_time_and_foreground_rate(benchmark, tmp_path, copy):
             for lba in range(0, v["blocks"], 3):
                 h.write(v["id"], lba, min(3, v["blocks"] - lba))
         u.flush()
-        wl = [Workload(h, 0, 1536, seed=1), Workload(h, 1, 1536, seed=2)]
-        base = ops_per_s(wl, 3.0)
+        wl = [Workload(h, 0, VB, seed=1), Workload(h, 1, VB, seed=2)]
+        base = ops_per_s(wl, 0.5 if QUICK else 3.0)
         idle, _ = spare(u, 2)                                    # unit idle
         u.job("sparing0")
         res = {}

@@ -52,10 +52,12 @@ def make_ffibuilder(absolute=False):
         extra["py_limited_api"] = True
     ffi = FFI()
     ffi.cdef(_cdef())
+    # pycore.c: the checked CPython entry points (module _storlab_fast), created on demand
+    ffi.cdef("int sc_py_init(void);")
     ffi.set_source(
         "_storlab_core",
-        '#include "core.h"\n',
-        sources=[path(os.path.join(HERE, "core.c"))],
+        '#include "core.h"\nint sc_py_init(void);\n',
+        sources=[path(os.path.join(HERE, "core.c")), path(os.path.join(HERE, "pycore.c"))],
         include_dirs=[path(HERE)],
         extra_compile_args=["-O3"] + os.environ.get("STORLAB_CFLAGS", "").split(),
         extra_link_args=os.environ.get("STORLAB_LDFLAGS", "").split(),

@@ -117,6 +117,18 @@ INLINE void k_a4(u8 *restrict d, const u8 *restrict a, const u8 *restrict b,
     TAIL(n) d[i] ^= a[i] ^ b[i] ^ c[i] ^ e[i];
 }
 
+/* nsrc (1..5) sources, no overlap: one pass of the word kernels. */
+INLINE void xor_small(u8 *dst, const u8 *const *s, size_t nsrc, size_t len)
+{
+    switch (nsrc) {
+    case 1: memcpy(dst, s[0], len); break;
+    case 2: k_x2(dst, s[0], s[1], len); break;
+    case 3: k_x3(dst, s[0], s[1], s[2], len); break;
+    case 4: k_x4(dst, s[0], s[1], s[2], s[3], len); break;
+    default: k_x5(dst, s[0], s[1], s[2], s[3], s[4], len); break;
+    }
+}
+
 /* Byte at a time over [from, to), reference order: for overlapping buffers and
  * for the edges of the streaming path. */
 static void xor_bytes(u8 *dst, const u8 *const *s, size_t nsrc, size_t from, size_t to)
@@ -188,6 +200,50 @@ static void xor_stream(u8 *dst, const u8 *const *s, size_t nsrc, size_t len)
     _mm_sfence(); /* streaming stores are weakly ordered: publish them */
     xor_bytes(dst, s, nsrc, head + body, len);
 }
+
+/* Mid-sized XORs (the sources together larger than L1, all of them within L2):
+ * on AMD Zen 4, 256-bit loads, four vectors per step, beat the 512-bit loop by
+ * 5-10% (64 KiB x 5 sources: 1.69 against 1.85 us; ISA-L's xor_gen 1.72 us),
+ * while below and above this window the 512-bit loop is as fast or faster. */
+#define XOR_MID_MIN ((size_t)32 << 10)
+#define XOR_MID_MAX ((size_t)128 << 10)
+
+#define LD256(p) _mm256_loadu_si256((const __m256i *)(p))
+__attribute__((target("avx2"))) INLINE void mid_step(u8 *d, const u8 *const *s, size_t nsrc, size_t i)
+{
+    __m256i x0 = LD256(s[0] + i), x1 = LD256(s[0] + i + 32);
+    __m256i x2 = LD256(s[0] + i + 64), x3 = LD256(s[0] + i + 96);
+    for (size_t k = 1; k < nsrc; k++) {
+        x0 = _mm256_xor_si256(x0, LD256(s[k] + i));
+        x1 = _mm256_xor_si256(x1, LD256(s[k] + i + 32));
+        x2 = _mm256_xor_si256(x2, LD256(s[k] + i + 64));
+        x3 = _mm256_xor_si256(x3, LD256(s[k] + i + 96));
+    }
+    _mm256_storeu_si256((__m256i *)(d + i), x0);
+    _mm256_storeu_si256((__m256i *)(d + i + 32), x1);
+    _mm256_storeu_si256((__m256i *)(d + i + 64), x2);
+    _mm256_storeu_si256((__m256i *)(d + i + 96), x3);
+}
+
+/* 128 bytes per step; nsrc (2..5) a constant in each loop, so the source loop
+ * unrolls.  The last len % 128 bytes: the word kernels. */
+__attribute__((target("avx2")))
+static void xor_mid(u8 *d, const u8 *const *s, size_t nsrc, size_t len)
+{
+    size_t body = len & ~(size_t)127;
+    const u8 *p[5] = {0}; /* a local copy: stores to d cannot change it, no reloads */
+    for (size_t k = 0; k < nsrc; k++)
+        p[k] = s[k];
+    switch (nsrc) {
+    case 2: for (size_t i = 0; i < body; i += 128) mid_step(d, p, 2, i); break;
+    case 3: for (size_t i = 0; i < body; i += 128) mid_step(d, p, 3, i); break;
+    case 4: for (size_t i = 0; i < body; i += 128) mid_step(d, p, 4, i); break;
+    default: for (size_t i = 0; i < body; i += 128) mid_step(d, p, 5, i); break;
+    }
+    for (size_t k = 0; k < nsrc; k++)
+        p[k] += body;
+    xor_small(d + body, p, nsrc, len - body);
+}
 #endif
 
 /* Sources beyond the first five are folded in per block, so a block of dst
@@ -210,16 +266,14 @@ SC_VEC void sc_xor_into(u8 *dst, const u8 *const *s, size_t nsrc, size_t len)
         xor_stream(dst, s, nsrc, len);
         return;
     }
+    if (nsrc >= 2 && nsrc <= 5 && len >= XOR_MID_MIN && len < XOR_MID_MAX && __builtin_cpu_supports("avx2")) {
+        xor_mid(dst, s, nsrc, len);
+        return;
+    }
 #endif
     if (nsrc <= 5) {
         /* One pass: every source read once, dst written once. */
-        switch (nsrc) {
-        case 1: memcpy(dst, s[0], len); break;
-        case 2: k_x2(dst, s[0], s[1], len); break;
-        case 3: k_x3(dst, s[0], s[1], s[2], len); break;
-        case 4: k_x4(dst, s[0], s[1], s[2], s[3], len); break;
-        default: k_x5(dst, s[0], s[1], s[2], s[3], s[4], len); break;
-        }
+        xor_small(dst, s, nsrc, len);
         return;
     }
     for (size_t off = 0; off < len; off += XOR_BLOCK) {

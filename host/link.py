@@ -48,6 +48,7 @@ class _Waiter:
 
 DRIVE_RECENT = 4096   # at most this many answered drive requests remembered
 FAST_RESENDS = 2      # fast resends of a request per retry period (no resend storms)
+OUT_ROOM = 4096       # bytes a pty takes without the reader having to wait (see send_raw)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class BoardLink:
         self.closed = False
         self._stop = False
         self._outq: queue.SimpleQueue = queue.SimpleQueue()
+        self._queued = 0             # frames the writer thread has still to send
         self._writer_thread = threading.Thread(target=self._writer, name=f"link-{name}-tx", daemon=True)
         self._writer_thread.start()
         self.thread = threading.Thread(target=self._reader, name=f"link-{name}", daemon=True)
@@ -107,16 +109,31 @@ class BoardLink:
 
     # ---- sending -----------------------------------------------------------
     def send_raw(self, data: bytes):
-        if getattr(threading.current_thread(), "link_reader", False):
+        if getattr(threading.current_thread(), "link_reader", False) and (self._queued or not self._room(len(data))):
             # A link's reader thread (answering a drive, passing a peer frame on) must
             # never block on a full port: the board may itself be blocked writing to
-            # us, and with both directions full neither side would read again.  The
-            # writer thread sends it.
+            # us, and with both directions full neither side would read again.  When
+            # the port's output is filling up (or frames are already waiting, to keep
+            # the order), the writer thread sends it; otherwise it goes now, from this
+            # thread, so fault injection sees the same order of frames as ever.
+            with self.slock:
+                self._queued += 1
             self._outq.put(data)
             return
         with self.wlock:
             self.ser.write(data)
             self.tx_bytes += len(data)
+
+    def _room(self, n: int) -> bool:
+        """True if n more bytes fit the port's output without waiting (a pty: what the
+        board has not read yet; ports that cannot tell: always)."""
+        port = getattr(self.ser, "ser", self.ser)    # under a FaultyPort
+        if not type(port).__module__.startswith("serial"):
+            return True     # a socket (in-process board): its buffer is far larger than a frame
+        try:
+            return port.out_waiting + n <= OUT_ROOM
+        except Exception:
+            return True
 
     def _writer(self):
         while True:
@@ -129,6 +146,8 @@ class BoardLink:
                     self.tx_bytes += len(data)
             except Exception:   # port closed: the reader notices and marks the link closed
                 pass
+            with self.slock:
+                self._queued -= 1
 
     def _low(self) -> int:
         """The oldest request we still await (or the next seq): sent in every frame, so

@@ -31,6 +31,7 @@ def use(name):
         raise ValueError("unknown core backend %r" % (name,))
     _b = m
     BACKEND = m.NAME
+    _bind()
 
 
 def _same_len(a, b, what):
@@ -173,3 +174,25 @@ def cobs_encode(src, dst):
 def cobs_decode(src, dst):
     """Decoded length, or -1 for invalid COBS / too small a destination."""
     return _b.cobs_decode(src, dst)
+
+
+# The C backend serves these public names straight from C (csrc/pycore.c: the same
+# checks, errors and results as the wrappers above, one builtin call instead of a
+# wrapper, a backend call and a from_buffer per buffer).  Other backends get the
+# wrappers back.
+_FAST = ("xor_into", "xor_acc", "parity_update", "equal", "is_zero", "bit_set", "bit_clear", "bit_test",
+         "range_set", "range_clear", "count", "next_set", "next_clear", "or_merge", "and_not", "copy",
+         "cobs_encode", "cobs_decode")
+_WRAPPERS = {}
+for _n in _FAST:
+    _WRAPPERS[_n] = globals()[_n]
+
+
+def _bind():
+    g = globals()
+    fast = getattr(_b, "FAST", None)
+    for name in _FAST:
+        g[name] = getattr(fast, name) if fast is not None else _WRAPPERS[name]
+
+
+_bind()

@@ -17,6 +17,15 @@ from _storlab_core import lib as _lib
 
 NAME = "c"
 
+# The checked entry points of csrc/pycore.c (module _storlab_fast, created by the cffi
+# module): firmware.core binds its public names to them, so a call from the firmware is
+# one builtin call, with no Python wrapper and no from_buffer (see firmware/core/_bind).
+FAST = None
+if _lib.sc_py_init() == 0:
+    import _storlab_fast
+
+    FAST = _storlab_fast
+
 _U8 = _ffi.typeof("uint8_t[]")
 _fb = _ffi.from_buffer
 _map = map

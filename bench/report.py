@@ -1,0 +1,258 @@
+"""The benchmark report and plots, from one pytest-benchmark JSON file.
+
+    python bench/report.py RESULTS.json [OUT_DIR]
+
+Writes OUT_DIR (default: the JSON's folder):
+  report.md          every goal with its measured value, the side-by-side ratios, the
+                     fio-style table of every I/O job, copy engines, embedded fit
+  report.json        the same data: goals, infos, fio jobs (fio's JSON job shape)
+  io_throughput.png  MB/s against block size, per board and direction
+  io_latency.png     p50 and p99 latency against block size
+  copy_dirty.png     volume-copy resync time against the fraction of dirty tracks
+bench/run.py runs the suite and then this.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import fio  # noqa: E402
+
+
+def load(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _median(b) -> float | None:
+    st = b.get("stats") or {}
+    return st.get("median")
+
+
+def goals(benches) -> list[dict]:
+    out = []
+    for b in benches:
+        g = b.get("extra_info", {}).get("goal")
+        if g:
+            lower = g.get("lower", False)
+            met = g["value"] <= g["goal"] if lower else g["value"] >= g["goal"]
+            out.append({"name": g["name"], "value": g["value"], "goal": ("<= " if lower else ">= ") + str(g["goal"]),
+                        "met": met, "test": b["name"]})
+    return out
+
+
+def infos(benches) -> list[dict]:
+    return [dict(b["extra_info"]["info"], test=b["name"]) for b in benches if b.get("extra_info", {}).get("info")]
+
+
+def md_table(head, rows) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _us(t):
+    return "%.2f" % (t * 1e6) if t is not None else "n/a"
+
+
+def side_by_side(benches, prefix, impls) -> list[list]:
+    """Rows: group, median us per impl, then each ratio our / ref found in extra_info."""
+    groups: dict[str, dict] = {}
+    for b in benches:
+        g = b.get("group") or ""
+        if g.startswith(prefix):
+            groups.setdefault(g, {})[b["extra_info"].get("impl") or b["params"].get("impl")] = b
+    rows = []
+    for g in sorted(groups):
+        row = [g] + [_us(_median(groups[g][i])) if i in groups[g] else "-" for i in impls]
+        ours = groups[g].get(impls[-1]) or {}
+        ratios = {k: v for k, v in (ours.get("extra_info") or {}).items() if k.endswith("_ratio")}
+        row.append(", ".join("%s %.2fx" % (k[:-6], v) for k, v in sorted(ratios.items())) or "-")
+        rows.append(row)
+    return rows
+
+
+def core_rows(benches) -> list[list]:
+    groups: dict[str, dict] = {}
+    for b in benches:
+        g = b.get("group") or ""
+        impl = (b.get("params") or {}).get("impl")
+        if impl and (g.startswith("xor5-") or g.startswith("parity-")):
+            groups.setdefault(g, {})[impl] = b
+    rows = []
+    for g in sorted(groups, key=lambda x: (x.split("-")[0], _bytes(groups[x]))):
+        t = {i: _median(b) for i, b in groups[g].items()}
+        r = [g] + [_us(t.get(i)) for i in ("isal", "isal-cffi", "c", "c-raw", "numpy")]
+        cc = (t.get("isal-cffi") / t["c-raw"]) if t.get("isal-cffi") and t.get("c-raw") else None
+        pc = (t.get("isal") / t["c"]) if t.get("isal") and t.get("c") else None
+        r += ["%.2fx" % cc if cc else "-", "%.2fx" % pc if pc else "-"]
+        rows.append(r)
+    return rows
+
+
+def _bytes(impls):
+    for b in impls.values():
+        return b.get("extra_info", {}).get("bytes", 0)
+    return 0
+
+
+def fio_jobs(benches) -> list[dict]:
+    return [b["extra_info"]["fio"] for b in benches if "fio" in b.get("extra_info", {})]
+
+
+def plots(benches, out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    jobs = fio_jobs(benches)
+    series: dict[tuple, list] = {}
+    for j in jobs:
+        series.setdefault((j.get("board", "?"), j["rw"]), []).append(j)
+    if series:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for (board, rw), js in sorted(series.items()):
+            js.sort(key=lambda j: j["bs"])
+            ax.plot([j["bs"] / 1024 for j in js], [j["MBps"] for j in js], marker="o", label="%s %s" % (board, rw))
+        ax.set_xscale("log", base=2)
+        ticks = sorted({j["bs"] / 1024 for j in jobs})
+        ax.set_xticks(ticks, ["%g" % t for t in ticks])
+        ax.set_xlabel("block size (KiB)")
+        ax.set_ylabel("MB/s (queue depth 1)")
+        ax.set_title("Host throughput through a RAID5 unit")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "io_throughput.png", dpi=110)
+        plt.close(fig)
+        made.append("io_throughput.png")
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for (board, rw), js in sorted(series.items()):
+            js.sort(key=lambda j: j["bs"])
+            x = [j["bs"] / 1024 for j in js]
+            line, = ax.plot(x, [j["p50_us"] / 1e3 for j in js], marker="o", label="%s %s p50" % (board, rw))
+            ax.plot(x, [j["p99_us"] / 1e3 for j in js], marker="x", linestyle="--", color=line.get_color(),
+                    label="%s %s p99" % (board, rw))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, ["%g" % t for t in ticks])
+        ax.set_yscale("log")
+        ax.set_xlabel("block size (KiB)")
+        ax.set_ylabel("completion latency (ms)")
+        ax.set_title("Latency against block size")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(out / "io_latency.png", dpi=110)
+        plt.close(fig)
+        made.append("io_latency.png")
+    resync = [b for b in benches if (b.get("group") or "").startswith("volcopy-resync-")]
+    if resync:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        by: dict[str, list] = {}
+        for b in resync:
+            e = b["extra_info"]
+            if _median(b) is not None:
+                by.setdefault(e.get("board", "?"), []).append((100.0 * e["dirty"] / e["tracks"], _median(b) * 1e3))
+        for board, pts in sorted(by.items()):
+            pts.sort()
+            ax.plot([p for p, _ in pts], [t for _, t in pts], marker="o", label="resync, %s" % board)
+        ax.set_xlabel("dirty tracks (%)")
+        ax.set_ylabel("copy time (ms)")
+        ax.set_title("Volume-copy resync time against dirty fraction")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "copy_dirty.png", dpi=110)
+        plt.close(fig)
+        made.append("copy_dirty.png")
+    return made
+
+
+def extra_rows(benches, prefix, keys) -> list[list]:
+    """One row per benchmark whose group (or, without a group, its name) starts with prefix."""
+    rows = []
+    for b in benches:
+        if (b.get("group") or b["name"]).startswith(prefix):
+            e = b.get("extra_info", {})
+            rows.append([b["name"]] + [e.get(k, "-") for k in keys])
+    return rows
+
+
+def make(path, out=None, quick=None) -> Path:
+    data = load(path)
+    out = Path(out or Path(path).parent)
+    out.mkdir(parents=True, exist_ok=True)
+    benches = data.get("benchmarks", [])
+    if quick is None:
+        quick = bool(os.environ.get("STORLAB_BENCH_QUICK"))
+    gs, ins, jobs = goals(benches), infos(benches), fio_jobs(benches)
+    pngs = plots(benches, out)
+    md = ["# storlab benchmark report", "",
+          "From `%s` (%s, %s)%s." % (Path(path).name, data.get("datetime", "?"),
+                                    (data.get("machine_info") or {}).get("cpu", {}).get("brand_raw", "?"),
+                                    " - QUICK smoke run: numbers not to be quoted" if quick else ""), "",
+          "## Goals", "", md_table(["measure", "value", "goal", "met"],
+                                   [[g["name"], g["value"], g["goal"], "yes" if g["met"] else "**no**"] for g in gs]),
+          "", "## Other figures", "", md_table(["measure", "value"], [[i["name"], i["value"]] for i in ins]), "",
+          "## C core XOR against ISA-L (median us; ratio = ISA-L time / ours)", "",
+          md_table(["group", "isal (ctypes)", "isal (cffi)", "c (API)", "c-raw", "numpy", "C vs C", "API vs ctypes"],
+                   core_rows(benches)), "",
+          "## Bitmaps (median us; ratio = their time / ours)", "",
+          md_table(["group", "bitarray", "pyroaring", "core", "ratios"],
+                   side_by_side(benches, "bitmap-", ["bitarray", "pyroaring", "core"])), "",
+          "## viper against pure under MicroPython", "",
+          md_table(["op", "viper us", "pure us", "pure / viper"],
+                   [[b["extra_info"]["op"], b["extra_info"]["viper_us"], b["extra_info"]["pure_us"],
+                     b["extra_info"]["pure_ratio"]] for b in benches if b.get("group") == "viper-vs-pure"]), "",
+          "## I/O (fio style, queue depth 1)", "", "```", fio.table(jobs) if jobs else "(none)", "```", "",
+          md_table(["test", "bound MB/s", "efficiency", "echo MB/s by frame size"],
+                   extra_rows([b for b in benches if "efficiency" in b.get("extra_info", {})], "io-",
+                              ["bound_MBps", "efficiency", "echo_MBps"])), "",
+          "## Copy engines", "",
+          md_table(["test", "rows", "seconds", "rows/s", "us per row"],
+                   extra_rows(benches, "copy-rebuild", ["rows", "seconds", "rows_per_s", "us_per_row"])), "",
+          md_table(["test", "board", "tracks", "dirty", "copy ms (median)", "flush ms"],
+                   [[b["name"], b["extra_info"].get("board"), b["extra_info"].get("tracks"),
+                     b["extra_info"].get("dirty"), "%.1f" % (_median(b) * 1e3) if _median(b) else "n/a",
+                     b["extra_info"].get("flush_ms")]
+                    for b in benches if (b.get("group") or "").startswith("volcopy-resync")]), "",
+          md_table(["test", "copy", "idle copy s", "busy copy s", "fg ops/s without", "fg ops/s during"],
+                   extra_rows(benches, "test_sparing", ["copy", "idle_copy_s", "busy_copy_s", "fg_ops_per_s_no_copy",
+                                                   "fg_ops_per_s_during_copy"])), "",
+          "## Embedded fit", "",
+          md_table(["test", "load", "live peak KiB", "fits the board's heap"],
+                   extra_rows(benches, "fit-heap", ["load", "live_peak_KiB", "fits_board_heap"])), "",
+          md_table(["test", "arch", "modules", "total bytes", "reference-rig bytes"],
+                   extra_rows(benches, "fit-mpy", ["arch", "modules", "total_bytes", "reference_bytes"])), "",
+          "## Plots", ""] + ["![%s](%s)" % (p, p) for p in pngs] + [""]
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.json").write_text(json.dumps(
+        {"source": str(path), "quick": quick, "goals": gs, "infos": ins,
+         "fio": {"fio version": "storlab-bench", "jobs": [b["extra_info"]["fio_json"] for b in benches
+                                                          if "fio_json" in b.get("extra_info", {})]}},
+        indent=1))
+    return out
+
+
+def summary(out: Path) -> str:
+    """The goals as plain text lines (for the terminal)."""
+    d = json.loads((out / "report.json").read_text())
+    lines = ["%-4s %-80s %8s  goal %s" % ("ok" if g["met"] else "SHORT", g["name"][:80], g["value"], g["goal"])
+             for g in d["goals"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    o = make(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    print(summary(o))
+    print("report: %s" % (o / "report.md"))

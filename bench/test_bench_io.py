@@ -1,0 +1,107 @@
+"""Host I/O through a unit, fio-style, on the emulator (MicroPython) and on the CPython
+board, and the link efficiency against the pty's own limit (bench/linkbench.py has the
+definitions).
+
+    .venv/bin/pytest bench/test_bench_io.py --benchmark-only
+
+Rig: one unit, RAID5 of 5 drives (4 data + parity per row), chunk 4 blocks of 4 KiB,
+so a full stripe is 64 KiB of data; one volume over the whole group (32 MiB, far
+larger than either board's cache); drives in host memory.  Jobs at queue depth 1:
+  write-<bs>     sequential writes of bs (64K: one full stripe each, aligned); the
+                 FLUSH that destages the tail is inside the elapsed time
+  randread-<bs>  random aligned reads of bs over the volume (cache misses)
+Each job's fio summary (IOPS, MB/s, latency p50/p90/p99/p99.9) is in extra_info["fio"]
+and its fio-shaped JSON in extra_info["fio_json"].
+
+Efficiency (goal: >= 0.7 on MicroPython, >= 0.9 on CPython) for the 64 KiB full-stripe
+write and the 4 KiB random read: achieved MB/s / link-limited MB/s, the bound from the
+echo rate of the same board's interpreter at the same frame sizes.
+"""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import fio  # noqa: E402
+import linkbench as lb  # noqa: E402
+
+from host.boards import load_board  # noqa: E402
+from host.rig import Rig  # noqa: E402
+
+QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))
+BOARDS = ["emulator", "cpython"]
+SIZES = {"4K": 4096, "16K": 16384, "64K": 65536}
+JOBS = [(rw, bs) for rw in ("write", "randread") for bs in SIZES]
+SECONDS = 0.4 if QUICK else 3.0
+GOAL = {"emulator": 0.7, "cpython": 0.9}
+MEMBERS, CHUNK, BS = 5, 4, 4096
+_ECHO = {}
+
+
+def echo_rates(board, tmp):
+    """{frame wire size: bytes/s} for the frame sizes this board's workloads use."""
+    if board not in _ECHO:
+        b = load_board(board)
+        per = lb.host_frame_blocks(b["max_payload"], BS)
+        sizes = sorted({lb.wire_bytes(1 + BS), lb.wire_bytes(lb.wire.DIO_HEAD_LEN + BS),
+                        lb.wire_bytes(lb.wire.IO_HEAD_LEN + per * BS)})
+        secs = 0.3 if QUICK else 1.5
+        _ECHO[board] = {s: lb.echo_rate(b, tmp / ("echo-%d" % s), s, secs)["rate"] for s in sizes}
+    return _ECHO[board]
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def unit(request, tmp_path_factory):
+    board = request.param
+    tmp = tmp_path_factory.mktemp("io-" + board)
+    rates = echo_rates(board, tmp)      # before the rig: the echo has the machine to itself
+    rig = Rig(lb.io_desc(members=MEMBERS, chunk=CHUNK, bs=BS), state_dir=tmp / "rig", board=board).start()
+    u = rig.unit()
+    blocks, _ = u.volinfo(0)
+    yield board, u, blocks, rates
+    rig.close()
+
+
+@pytest.mark.parametrize("rw,size", JOBS, ids=["%s-%s" % j for j in JOBS])
+def test_io(benchmark, unit, rw, size):
+    board, u, blocks, rates = unit
+    bs = SIZES[size]
+    name = "%s-%s" % (rw, size)
+    res = {}
+
+    def run():
+        job = fio.Job("%s-%s" % (board, name), "read" if rw == "randread" else "write", bs, board=board,
+                      iodepth=1)
+        tx0, rx0 = lb.link_bytes(u)
+        res["job"] = lb.run_job(u, job, blocks, SECONDS)
+        tx1, rx1 = lb.link_bytes(u)
+        res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
+
+    benchmark.group = "io-%s" % board
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    job = res["job"]
+    s = job.summary()
+    benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "fio": s, "fio_json": job.json(),
+                                 "link_MBps": round(res["link_bytes"] / job.elapsed_s / 1e6, 2)})
+    rate_of = lb.nearest_rate(rates)
+    bound = None
+    if rw == "write" and bs == 64 * 1024:
+        bound = lb.bound_mbps(lb.frames_write_stripe(MEMBERS - 1, CHUNK, BS, u.link.max_payload), bs, rate_of)
+        what = "64 KiB full-stripe RAID5 writes"
+    elif rw == "randread" and bs == 4096:
+        bound = lb.bound_mbps(lb.frames_read_block(BS), bs, rate_of)
+        what = "4 KiB random reads"
+    if bound:
+        eff = s["MBps"] / bound
+        benchmark.extra_info.update({"bound_MBps": round(bound, 2), "efficiency": round(eff, 3),
+                                     "echo_MBps": {str(k): round(v / 1e6, 1) for k, v in rates.items()},
+                                     "goal": {"name": "link efficiency, %s, %s" % (what, board),
+                                              "value": round(eff, 3), "goal": GOAL[board]}})
+    print("\n%s %s: %.1f IOPS %.2f MB/s p50 %.0f us p99 %.0f us%s" % (
+        board, name, s["iops"], s["MBps"], s["p50_us"], s["p99_us"],
+        "; bound %.2f MB/s, efficiency %.3f" % (bound, s["MBps"] / bound) if bound else ""))
+    assert job.ios > 0
