@@ -524,16 +524,16 @@ def test_volume_copy_division_killed_at_a_random_moment_under_host_writes_keeps_
 
 
 class MarkedTape(TapeDrive):
-    """A tape that tells when its 3rd record is written."""
+    """A tape that runs `on_third()` once its 3rd record is written."""
 
-    def __init__(self, path):
+    def __init__(self, path, on_third):
         super().__init__(path)
-        self.third = threading.Event()
+        self.on_third = on_third
 
     def write(self, rec):
         super().write(rec)
         if self.written == 3:
-            self.third.set()
+            self.on_third()
 
 
 def test_tape_backup_cut_short_by_a_reset_is_taken_up_again_after_its_last_record(make_rig, tmp_path):
@@ -545,21 +545,26 @@ def test_tape_backup_cut_short_by_a_reset_is_taken_up_again_after_its_last_recor
     vc.pair_split(u, 0, 1)
     u.wait_job("vcdiv0")
     image = u.read(1, 0, 192)
-    u.restart()                        # a cold cache: every chunk is read from the drives ...
-    for d in range(4):
-        u.inject(d, "latency", seconds=0.02)     # ... slowly (16 blocks: about 0.3 s a chunk)
-    tape = MarkedTape(tmp_path / "tape")
+    u.restart()                        # a cold cache: the backup's reads go to the drives
+    third = threading.Event()
+
+    def slow_drives():                 # the 4th chunk is still being read when the board dies
+        for d in range(4):
+            u.inject(d, "latency", seconds=0.5)
+        third.set()
+
+    tape = MarkedTape(tmp_path / "tape", slow_drives)
     bh = BackupHost(u, tape)
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("cuts", bh.backup_split_copy(0, 1, chunk=16)))
     t.start()
-    assert tape.third.wait(30)
-    time.sleep(0.1)
-    kill_and_boot(u)                   # while the backup host reads the 4th chunk
+    assert third.wait(30)
+    time.sleep(0.2)
     for d in range(4):
         u.inject(d, "latency", seconds=0.0)
+    kill_and_boot(u)
     t.join(60)
-    assert out["cuts"] == 1
+    assert out.get("cuts") == 1, out
     recs = tape.records()
     assert [(r.first, r.blocks) for r in recs] == [(i * 16, 16) for i in range(12)]   # none twice
     assert restore(recs, 1, 192, VC_BS) == image
