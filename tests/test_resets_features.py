@@ -1,7 +1,7 @@
 """Board resets in the middle of the feature jobs (issue 8): the board is killed with
 SIGKILL (`u.restart()`, or kill / look at the persisted SM / boot) while a sparing copy or
-feedback, a parity-unit build or add, a volume-copy generation or division, or a tape
-backup is part-way, and boots again from its persisted shared memory.  Every job goes on
+feedback, a parity-unit build, add, delete or restoration, a volume-copy generation or
+division, or a tape backup is part-way, and boots again from its persisted shared memory.  Every job goes on
 from the pointer it had saved (read from the board's sm.json before it boots) and
 finishes, and every write acknowledged before the kill reads back; a write in flight at
 the kill may read back old or new, nothing else.
