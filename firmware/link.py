@@ -40,6 +40,7 @@ else:
 # Requests that may simply be executed again when a copy arrives.
 IDEMPOTENT = (wire.K_READ, wire.K_VOLINFO)
 FAST_RESENDS = 2
+LOW_JUMP = 4096
 
 
 def _sender(ch):
@@ -135,7 +136,10 @@ class Link:
             return "dup"
         who = _sender(ch)
         cur = self.lows.get(who)
-        if cur is None or wire.stale(cur, low):   # marks only move forward
+        # marks only move forward, and by less than LOW_JUMP at a time: an honest
+        # sender's mark creeps; a frame claiming a far-away one (a confused or forged
+        # sender) must not make every later request look stale
+        if cur is None or (wire.stale(cur, low) and ((low - cur) & 0xFFFF) < LOW_JUMP):
             cur = low
             self.lows[who] = low
             self._purge(who, low)

@@ -153,7 +153,7 @@ def fuzz_input(rng: random.Random, vols: list, drives: int, bs: int, seq=None, l
         how = rng.randrange(3)
         if how == 0:
             i = rng.randrange(len(f) - 1)
-            f[i] = (f[i] ^ rng.randrange(1, 256)) or 1
+            f[i] = rng.choice([b for b in (1, 2, 0x55, 0xAA, 0xFE, 0xFF) if b != f[i]])
         elif how == 1:
             f = f[:rng.randrange(1, len(f) - 1)] + b"\x00"
         else:
