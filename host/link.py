@@ -66,7 +66,7 @@ class Record:
 
 
 class BoardLink:
-    def __init__(self, ser, name: str = "unit", max_payload: int = wire.MAX_PAYLOAD,
+    def __init__(self, ser, name: str = "unit", max_payload: int = wire.MAX_PAYLOAD, drive_handler=None,
                  trace: int = 100000, retry: float = 0.5):
         self.ser = ser
         self.name = name
@@ -76,7 +76,7 @@ class BoardLink:
         self.slock = threading.Lock()
         self.seq = 0
         self.waiters: dict[tuple[int, int], _Waiter] = {}
-        self.drive_handler = None   # fn(drive, kind, payload) -> (status, data)
+        self.drive_handler = drive_handler   # fn(drive, kind, payload) -> (status, data)
         self.peer_handler = None    # fn(link, peer, kind, seq, payload)
         self.hello = threading.Event()
         self.hello_info: dict = {}
@@ -298,8 +298,9 @@ class BoardLink:
             self.stale_drive_requests += 1    # the board has its answer: never execute it
             return
         else:
-            st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload) if self.drive_handler \
-                else (wire.E_NOT_READY, b"")
+            if self.drive_handler is None:
+                return   # no drives attached yet: stay silent, the board asks again
+            st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload)
             resp = bytes([st]) + data
             self.drive_recent[key] = resp
             if len(self.drive_recent) > DRIVE_RECENT:

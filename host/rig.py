@@ -85,8 +85,7 @@ class Unit:
         ser = self.launcher.start()
         mp = self.board.get("max_payload", wire.MAX_PAYLOAD)
         self.port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
-        self.link = BoardLink(self.port, self.name, max_payload=mp)
-        self.link.drive_handler = self._serve_drive
+        self.link = BoardLink(self.port, self.name, max_payload=mp, drive_handler=self._serve_drive)
         self.link.on_record = self.on_record
         self.link.announce()
         if self.fabric:
