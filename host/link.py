@@ -121,7 +121,12 @@ class BoardLink:
             self._outq.put(data)
             return
         with self.wlock:
-            self.ser.write(data)
+            try:
+                self.ser.write(data)
+            except Exception as e:   # the port closed under us (board killed, link closed)
+                if self._stop or self.closed:
+                    raise LinkError(f"{self.name}: link closed") from e
+                raise
             self.tx_bytes += len(data)
 
     def _room(self, n: int) -> bool:
