@@ -220,6 +220,7 @@ class Raid:
         if self.pending_repair is not None:
             await self._repair()
         row, m, p = locate(g, glba)
+        self._guard_rebuilt_row(g, row)
         if g["level"] == 1:
             return await self._write_ops(g, [(self.drive_of(g, k, row), "w", row, data)
                                              for k in range(len(g["members"]))])
@@ -296,6 +297,7 @@ class Raid:
         """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
         if self.pending_repair is not None:
             await self._repair()
+        self._guard_rebuilt_row(g, row)
         n = len(g["members"])
         nv = self.u.cache.nv if self.u.cache else None
         absent = self._absent(g, row, -1, -1)
@@ -314,6 +316,16 @@ class Raid:
         return st
 
     # ---- the write hole -----------------------------------------------------------
+    def _guard_rebuilt_row(self, g, row):
+        """Before writing a row the rebuild has just passed: save its pointer, so after
+        a reset the spare is trusted for this row (a write here updates the spare and
+        the parity together; with an older pointer, the row would count as absent and a
+        write cut short could no longer be made whole)."""
+        rb = g.get("rebuild")
+        if rb and row < rb["pointer"] and row >= rb.get("saved", 0):
+            rb["saved"] = rb["pointer"]
+            self.u.sm.save()
+
     def _absent(self, g, row, m, p):
         """RAID5: a member other than m and p with no drive for this row, or -1."""
         if g["level"] != 5 or not g["failed"]:

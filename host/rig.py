@@ -153,8 +153,14 @@ class Unit:
         return [dict(d.counters) for d in self.drives]
 
     # ---- host I/O ----------------------------------------------------------------
+    def _up(self) -> BoardLink:
+        link = self.link
+        if link is None:
+            raise LinkError(f"{self.name}: the board is down")
+        return link
+
     def _io_chunk(self) -> int:
-        return max(1, (self.link.max_payload - wire.IO_HEAD_LEN - 1) // self.block_size)
+        return max(1, (self._up().max_payload - wire.IO_HEAD_LEN - 1) // self.block_size)
 
     def write(self, vol: int, lba: int, data: bytes, port: int = 0):
         bs = self.block_size
@@ -165,7 +171,7 @@ class Unit:
         for i in range(0, n, step):
             k = min(step, n - i)
             head = struct.pack(wire.IO_HEAD, vol, lba + i, k)
-            st, _ = self.link.request(wire.CH_HOST + port, wire.K_WRITE, head + data[i * bs:(i + k) * bs])
+            st, _ = self._up().request(wire.CH_HOST + port, wire.K_WRITE, head + data[i * bs:(i + k) * bs])
             if st != wire.OK:
                 raise StatusError(st, f"{self.name}: write vol {vol} lba {lba + i} x{k}")
 
@@ -174,7 +180,7 @@ class Unit:
         step = self._io_chunk()
         for i in range(0, count, step):
             k = min(step, count - i)
-            st, data = self.link.request(wire.CH_HOST + port, wire.K_READ,
+            st, data = self._up().request(wire.CH_HOST + port, wire.K_READ,
                                          struct.pack(wire.IO_HEAD, vol, lba + i, k))
             if st not in (wire.OK, wire.RECOVERED):
                 raise StatusError(st, f"{self.name}: read vol {vol} lba {lba + i} x{k}")
@@ -194,7 +200,7 @@ class Unit:
 
     # ---- management -------------------------------------------------------------
     def mgmt(self, op: str, **args) -> dict:
-        return self.link.mgmt(op, **args)
+        return self._up().mgmt(op, **args)
 
     def table(self, name: str):
         return self.mgmt("table", name=name)["table"]
