@@ -40,6 +40,7 @@ class ModelRun:
         self.steps: list[dict] = []
         self.checked = 0
         self.failed_members: list[int] = []
+        self.defect_rows: set[int] = set()   # one fault per RAID5 row at a time
 
     def close(self):
         self.rig.close()
@@ -71,6 +72,7 @@ class ModelRun:
             # in one RAID5 row lose data, and the unit rightly says so)
             for drv in u.drives:
                 drv.faults.defects.clear()
+            self.defect_rows.clear()
             g = u.table("groups")[0]
             d = g["members"][step["member"]]
             u.inject(d, "fail")
@@ -83,8 +85,12 @@ class ModelRun:
         elif op == "flush":
             u.flush()
         elif op == "defect":
-            g = u.table("groups")[0]
-            u.inject(g["members"][step["member"]], "defect", step["row"], 1)
+            # a second latent defect in a row already holding one would be a double
+            # fault (data rightly lost): the model never injects it
+            if step["row"] not in self.defect_rows:
+                self.defect_rows.add(step["row"])
+                g = u.table("groups")[0]
+                u.inject(g["members"][step["member"]], "defect", step["row"], 1)
         elif op == "bad":
             # malformed requests: refused, nothing changes
             for kind, payload in ((wire.K_READ, b"\x00"), (wire.K_WRITE, b"\x00" * 8),
