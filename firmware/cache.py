@@ -116,14 +116,6 @@ class Cache:
     def dirty_slots(self):
         return [i for i in range(self.n) if self.state[i] == DIRTY]
 
-    def drop_group(self, gid):
-        """Forget every clean slot of a group (after its layout changed)."""
-        for i in range(self.n):
-            k = self.key[i]
-            if k >= 0 and k % 16 == gid and self.state[i] == CLEAN:
-                del self.index[k]
-                self.key[i] = -1
-
     def info(self):
         d = dict(self.c)
         d["slots"] = self.n
