@@ -109,25 +109,38 @@ class BoardLink:
 
     # ---- sending -----------------------------------------------------------
     def send_raw(self, data: bytes):
-        if getattr(threading.current_thread(), "link_reader", False) and (self._queued or not self._room(len(data))):
+        reader = getattr(threading.current_thread(), "link_reader", False)
+        if reader and not self._queued and self._room(len(data)) and self.wlock.acquire(blocking=False):
+            # the reader may write itself only if nobody else holds the port (another
+            # thread may be blocked in a write until the board reads, and the board
+            # until we read)
+            try:
+                self._write_locked(data)
+            finally:
+                self.wlock.release()
+            return
+        if reader:
             # A link's reader thread (answering a drive, passing a peer frame on) must
-            # never block on a full port: the board may itself be blocked writing to
-            # us, and with both directions full neither side would read again.  When
-            # the port's output is filling up (or frames are already waiting, to keep
-            # the order), the writer thread sends it; otherwise it goes now, from this
-            # thread, so fault injection sees the same order of frames as ever.
+            # never block on the port: the board may itself be blocked writing to us,
+            # and with both directions full neither side would read again.  When the
+            # port is filling up, held by another thread, or frames already wait (to
+            # keep the order), the writer thread sends it.
             with self.slock:
                 self._queued += 1
             self._outq.put(data)
             return
         with self.wlock:
-            try:
-                self.ser.write(data)
-            except Exception as e:   # the port closed under us (board killed, link closed)
-                if self._stop or self.closed:
-                    raise LinkError(f"{self.name}: link closed") from e
-                raise
-            self.tx_bytes += len(data)
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes):
+        """Write with wlock held."""
+        try:
+            self.ser.write(data)
+        except Exception as e:   # the port closed under us (board killed, link closed)
+            if self._stop or self.closed:
+                raise LinkError(f"{self.name}: link closed") from e
+            raise
+        self.tx_bytes += len(data)
 
     def _room(self, n: int) -> bool:
         """True if n more bytes fit the port's output without waiting (a pty: what the
