@@ -58,14 +58,14 @@ def test_stream_split_anywhere():
 
 def test_every_single_byte_corruption_is_detected():
     frame = wire.pack(wire.CH_HOST, wire.K_WRITE, 77, bytes(range(256)) * 2)
-    good, _ = decode_all(frame)
+    assert decode_all(frame)[0]  # the undamaged frame decodes
     for i in range(len(frame) - 1):
         for flip in (0x01, 0x80, 0xFF):
             bad = bytearray(frame)
             bad[i] ^= flip
             got, d = decode_all(bytes(bad))
-            # a corrupted frame never yields a frame that differs from the original
-            assert all(g == good[0] for g in got) and not got, (i, flip)
+            # a corrupted frame never yields a frame
+            assert got == [], (i, flip)
             assert d.dropped() >= 1
 
 
