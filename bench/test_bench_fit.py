@@ -35,8 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RIG = ROOT / "rigs" / "demo.toml"
 BOARD = "emulator-small"
 KIB = 1024
-# modules only a configured feature loads, and the reference backend (core.use("pure"))
-NOT_IN_REFERENCE = ("parity_unit", "sparing", "sparing_area", "sparing_job", "volcopy", "volcopy_ops", "pure")
+# modules only a configured feature loads (firmware/features/), and the reference
+# backend (core.use("pure"))
+
+
+def in_reference(path):
+    return "features/" not in path.replace("\\", "/") and Path(path).stem != "pure"
 
 
 def poll_mem(u, stop, peak, interval=0.05):
@@ -161,7 +165,7 @@ def test_mpy_size(benchmark, tmp_path, board):
     benchmark.pedantic(build, rounds=1, iterations=1)
     mods = [f for f in files["f"] if f["path"].endswith(".mpy")]
     total = sum(f["bytes"] for f in mods)
-    ref = sum(f["bytes"] for f in mods if Path(f["path"]).stem not in NOT_IN_REFERENCE)
+    ref = sum(f["bytes"] for f in mods if in_reference(f["path"]))
     arch = deploy.mpy_arch(load_board(board))
     benchmark.extra_info.update({"board": board, "arch": arch, "modules": len(mods), "total_bytes": total,
                                  "reference_bytes": ref,

@@ -3,10 +3,8 @@
 import json
 
 from firmware import cha, features, wire
+from firmware.peer import PEER_PING
 from firmware.raid import capacity
-
-PEER_PING = 0x01
-KIND_KEY = 0x100   # u.peer_handlers[KIND_KEY | kind]: a feature's own frame kind on peer channels
 
 
 def is_int(v):
@@ -255,23 +253,3 @@ async def handle(u, req):
         out = json.dumps({"error": "reply of %d bytes exceeds the %d-byte frame"
                           % (len(out), u.link.max_payload)}).encode()
     u.link.respond(req.ch, req.kind, req.seq, st, out)
-
-
-async def peer_request(u, req):
-    p = req.payload()
-    if req.kind != wire.K_PEER:
-        h = u.peer_handlers.get(KIND_KEY | req.kind)
-        if h is None:
-            return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
-        return await h(u, req, p)
-    if len(p) < 1:
-        return u.link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
-    sub = p[0]
-    if sub == PEER_PING:
-        name = u.board.get("unit", u.board["name"])
-        return u.link.respond(req.ch, req.kind, req.seq, wire.OK,
-                              b"pong " + name.encode() + b" " + bytes(p[1:]))
-    h = u.peer_handlers.get(sub)
-    if h is None:
-        return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
-    await h(u, req, p)

@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from firmware import cha, core, features, mgmt, wire
+from firmware import cha, core, features, mgmt, peer, wire
 from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
@@ -212,7 +212,7 @@ class Unit:
         if ch < wire.CH_DRIVE:
             return await cha.handle(self, req)
         if wire.CH_PEER <= ch < wire.CH_MGMT:
-            return await mgmt.peer_request(self, req)
+            return await peer.handle(self, req)
         self.link.respond(ch, req.kind, req.seq, wire.E_UNKNOWN_CHANNEL)
 
     # ---- tasks ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from firmware.sparing import TYPES
+from firmware.features.sparing import TYPES
 from host.demo import _drive_table
 from host.hostio import Workload
 from host.rig import Rig

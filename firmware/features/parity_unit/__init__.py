@@ -36,7 +36,7 @@ import struct
 from firmware import cha, core, wire
 from firmware.jobs import DONE, FAILED, PAUSED, Job
 from firmware.link import sleep_ms
-from firmware.mgmt import KIND_KEY
+from firmware.peer import KIND_KEY
 from firmware.raid import GOOD
 
 try:

@@ -11,7 +11,7 @@
 # Persistence: an area's own state (state() / restore()) and the manager's tables (T4
 # records, T6, T7) go into the SM table "sparing_state" before every save; a change
 # marks the manager unsaved (mgr.unsaved) and the caller saves before it acknowledges
-# anything that depends on it (see firmware/sparing_job.py).
+# anything that depends on it (see firmware/features/sparing/job.py).
 import binascii
 
 from firmware import core, wire

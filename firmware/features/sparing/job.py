@@ -19,9 +19,9 @@
 # saved in wt first (I11: the copy skips it).  The feedback goes on from its pointer.
 from firmware import core, wire
 from firmware.cache import CLEAN, key_of
+from firmware.features.sparing.area import bits_from_hex, bits_hex
 from firmware.jobs import DONE, PAUSED, Job
 from firmware.raid import GOOD, locate, row_blocks
-from firmware.sparing_area import bits_from_hex, bits_hex
 
 COPYING = "copying"
 FEEDBACK = "feedback"

@@ -17,7 +17,7 @@
 # the destage task writes it out later (the seed: "the time of writing ... may be
 # arbitrary").
 #
-# Commands (PairCreate ...) and the readable tables: firmware/volcopy_ops.py.
+# Commands (PairCreate ...) and the readable tables: ops.py beside this file.
 #
 # Persistence: bitmaps are bytearrays at run time and hex strings in SM, refreshed before
 # every SM save.  A host write that changes a bit (or follows bits cleared by a copy)
@@ -487,12 +487,3 @@ class VolCopy:
         job.pointer = job.total
         job.note = "copied %d" % rec["copied"]
         self.u.sm.save()
-
-def attach(u):
-    from firmware import volcopy_ops  # commands and tables (a module of its own: small compiles)
-
-    vc = VolCopy(u)
-    volcopy_ops.register(u, vc)
-    u.write_hooks.append(vc.write_hook)
-    u.sm.before_save.append(vc.sync)
-    return vc

@@ -17,9 +17,9 @@
 import asyncio
 
 from firmware import wire
+from firmware.features.sparing.area import BACKING_UP, KINDS
+from firmware.features.sparing.job import COPYING, Spare
 from firmware.jobs import DONE
-from firmware.sparing_area import BACKING_UP, KINDS
-from firmware.sparing_job import COPYING, Spare
 
 TYPES = ("read_recoverable", "read_unrecoverable", "write_recoverable", "write_unrecoverable")
 DEFAULT_TH = {"read_recoverable": 16, "write_recoverable": 16,
@@ -317,7 +317,7 @@ class Manager:
         return out
 
     def t4(self):
-        from firmware.sparing_area import bits_text
+        from firmware.features.sparing.area import bits_text
 
         out = []
         for w in self.wvols:

@@ -5,7 +5,7 @@
 #   u.write_hooks        async fn(u, v, lba, count, data) -> None | status
 #   u.read_hooks         async fn(u, v, lba, count, out) -> None | status
 #   u.peer_handlers[b]   async fn(u, req, payload)                    peer subtypes
-#   u.peer_handlers[mgmt.KIND_KEY | kind]  same, for a whole frame kind on peer channels
+#   u.peer_handlers[peer.KIND_KEY | kind]  same, for a whole frame kind on peer channels
 #   u.dka.observers      fn(d, op, status)                            drive statuses
 # A hook returning None lets the normal path go on; a status ends the request with it.
 # A unit loads the features its configuration lists ("features": [...]).
@@ -14,14 +14,15 @@
 def load(name):
     """The module of a feature, by name (explicit imports: MicroPython-friendly)."""
     if name == "parity_unit":
-        from firmware import parity_unit
+        from firmware.features import parity_unit
+
         return parity_unit
     if name == "volcopy":
-        from firmware import volcopy
+        from firmware.features import volcopy
 
         return volcopy
     if name == "sparing":
-        from firmware import sparing
+        from firmware.features import sparing
 
         return sparing
     raise ValueError("unknown feature %r" % (name,))

@@ -1,10 +1,10 @@
 # Volume copy commands and readable tables (seed 003 E7 / E8 / E9): every request is
 # checked in full before anything changes; a refusal is a status and a JSON error text.
-# The runtime (bitmaps, write paths, copies) is firmware/volcopy.py.
+# The runtime (bitmaps, write paths, copies) is engine.py beside this file.
 import binascii
 
 from firmware import core, wire
-from firmware.volcopy import (
+from firmware.features.volcopy.engine import (
     BITMAPS,
     DIV_DONE,
     GEN_DONE,
