@@ -2,16 +2,13 @@
 # Read hit/miss, write-back (dirty slots are destaged by the destage task), LRU
 # replacement of clean slots, and counters.
 #
-# A slot's key is group block * 16 + group id.  `gen` counts writes into a slot, so a
-# destage that raced with a newer host write leaves the slot dirty.
+# A slot's key is firmware.volmap.key_of(group id, group block).  `gen` counts writes
+# into a slot, so a destage that raced with a newer host write leaves the slot dirty.
+from firmware.volmap import key_of  # noqa: F401  (the key of a slot)
 
 CLEAN = 0
 DIRTY = 1
 PINNED = 2   # dirty, but the group cannot take it (data lost): kept, never evicted
-
-
-def key_of(gid, glba):
-    return glba * 16 + gid
 
 
 class Cache:

@@ -2,23 +2,11 @@
 # Every command validates all its fields before it changes anything.
 import json
 
-from firmware import cha, features, wire
+from firmware import features, store, volmap, wire
+from firmware.args import is_int
+from firmware.args import need_int as _int
 from firmware.peer import PEER_PING
 from firmware.raid import capacity
-
-
-def is_int(v):
-    """A JSON integer (true/false are not numbers here)."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _int(d, k, lo=0, hi=1 << 40):
-    if not isinstance(d, dict):
-        raise ValueError("expected an object with %r, got %r" % (k, d))
-    v = d.get(k)
-    if not is_int(v) or v < lo or v > hi:
-        raise ValueError("%s must be an integer in [%d, %d], got %r" % (k, lo, hi, v))
-    return v
 
 
 def build_tables(cfg, board):
@@ -33,11 +21,6 @@ def build_tables(cfg, board):
     mode = cfg.get("cache_mode", "write-back")
     if mode not in ("write-back", "write-through"):
         raise ValueError("cache_mode must be write-back or write-through")
-    feats = cfg.get("features", [])
-    if not isinstance(feats, list):
-        raise ValueError("features must be a list of names")
-    for f in feats:
-        features.load(f)
     dl = cfg.get("drives")
     if not isinstance(dl, list) or not dl or len(dl) > 64:
         raise ValueError("drives must be a list of 1..64 drives")
@@ -50,7 +33,7 @@ def build_tables(cfg, board):
     if not isinstance(cfg.get("groups", []), list) or not isinstance(cfg.get("volumes", []), list):
         raise ValueError("groups and volumes must be lists")
     for gc in cfg.get("groups", []):
-        gid = _int(gc, "id", 0, 15)
+        gid = _int(gc, "id", 0, volmap.MAX_GROUPS - 1)
         if any(g["id"] == gid for g in groups):
             raise ValueError("group %d defined twice" % gid)
         level = gc.get("level")
@@ -90,23 +73,10 @@ def build_tables(cfg, board):
             drives[s]["state"] = "spare"
     vols = []
     for vc in cfg.get("volumes", []):
-        vid = _int(vc, "id", 0, 65535)
-        if any(v["id"] == vid for v in vols):
-            raise ValueError("volume %d defined twice" % vid)
-        gid = _int(vc, "group", 0, 15)
-        g = [x for x in groups if x["id"] == gid]
-        if not g:
-            raise ValueError("volume %d: no group %d" % (vid, gid))
-        start = _int(vc, "start", 0) if "start" in vc else 0
-        blocks = _int(vc, "blocks", 1)
-        if start + blocks > g[0]["capacity"]:
-            raise ValueError("volume %d: blocks [%d, %d) exceed group %d's %d blocks"
-                             % (vid, start, start + blocks, gid, g[0]["capacity"]))
-        for v in vols:
-            if v["group"] == gid and start < v["start"] + v["blocks"] and v["start"] < start + blocks:
-                raise ValueError("volume %d overlaps volume %d" % (vid, v["id"]))
-        vols.append({"id": vid, "group": gid, "start": start, "blocks": blocks})
-    return {"config": cfg, "drives": drives, "groups": groups, "volumes": vols, "warnings": []}
+        vols.append(volmap.build(vc, groups, vols))
+    tables = {"config": cfg, "drives": drives, "groups": groups, "volumes": vols, "warnings": []}
+    features.validate(cfg, tables)
+    return tables
 
 
 def table(u, name):
@@ -124,6 +94,8 @@ def table(u, name):
         return {"repaired": r.repaired, "lost_reads": r.lost_reads, "hole_repairs": r.hole_repairs} if r else None
     if name == "mem":
         return mem(u)
+    if name == "iopath":
+        return u.path.order()
     if name in u.sm.t:
         return u.sm.t[name]
     raise KeyError(name)
@@ -149,7 +121,7 @@ def mem(u):
 
 
 TABLES = ("config", "drives", "groups", "volumes", "warnings", "boot", "jobs", "cache", "link",
-          "raid", "mem")
+          "raid", "mem", "iopath")
 
 
 async def run(u, cmd):
@@ -157,7 +129,7 @@ async def run(u, cmd):
     op = cmd.get("op")
     if op == "info":
         d = json.loads(u.hello())
-        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem")] + list(u.table_fns)
+        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem", "iopath")] + list(u.table_fns)
         d["features"] = list(u.features)
         return wire.OK, d
     if op == "table":
@@ -215,8 +187,14 @@ async def run(u, cmd):
             u.sm.save()
         return wire.OK, {"job": job.info()}
     if op == "flush":
-        await cha.destage(u)
+        await store.destage(u)
         return (wire.OK if u.cache.ndirty == 0 else wire.E_DATA_LOST), {"dirty": u.cache.ndirty}
+    if op == "trace":
+        on = cmd.get("on", True)
+        if not isinstance(on, bool):
+            return wire.E_BAD_PARAM, {"error": "on must be true or false"}
+        u.tracing = on
+        return wire.OK, {"tracing": on}
     if op == "save":
         u.sm.save()
         return wire.OK, {"saves": u.sm.saves}

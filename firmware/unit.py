@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from firmware import cha, core, features, mgmt, peer, wire
+from firmware import cha, core, features, iopath, mgmt, peer, store, wire
 from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
@@ -46,13 +46,17 @@ class Unit:
         self.high_water = 1
         self.destage_ev = asyncio.Event()
         self.slot_ev = asyncio.Event()
-        # extension points for features (see firmware/features.py)
+        # what features register (firmware/features/__init__.py)
         self.peer_handlers = {}    # subtype byte -> async handler(u, req, payload)
         self.ops = {}
         self.table_fns = {}
-        self.write_hooks = []
-        self.read_hooks = []
-        self.features = {}
+        self.path = iopath.Path()  # the I/O path's stages
+        self.cache_observers = []
+        self.frame_observers = []
+        self.link.on_frame = self._frame
+        self.features = {}         # name -> the feature's object
+        self.regs = {}             # name -> its Registration
+        self.tracing = False       # trace events on CH_LOG (mgmt op "trace")
         self.mem_peak = 0          # largest live heap seen by the "mem" table
 
     # ---- configuration -----------------------------------------------------
@@ -84,13 +88,23 @@ class Unit:
         self.raid = Raid(self, self.bs, self.board["max_members"])
         if nv is not None:
             self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
-        for name in cfg.get("features", []):
-            if name not in self.features:
-                self.features[name] = features.load(name).attach(self)
+        features.attach_all(self)
         for g in self.sm.t["groups"]:
             rb = g.get("rebuild")
             if rb:
                 self.start_rebuild_job(g)
+
+    def _frame(self, ch, kind, seq, payload):
+        for fn in self.frame_observers:
+            fn(ch, kind, seq, payload)
+
+    def trace(self, ev, *fields):
+        """A trace event on the log channel: "T <event> <field> ..." (when tracing)."""
+        if self.tracing:
+            try:
+                self.link.log(("T " + ev + "".join([" " + str(f) for f in fields])).encode())
+            except Exception:
+                pass
 
     def warn(self, text):
         w = self.sm.t.setdefault("warnings", [])
@@ -225,7 +239,7 @@ class Unit:
             self.destage_ev.clear()
             if self.cache is not None and self.cache.ndirty:
                 try:
-                    await cha.destage(self)
+                    await store.destage(self)
                 except Exception as e:  # report, keep the data dirty, try again later
                     self.warn("destage error: %r" % (e,))
 

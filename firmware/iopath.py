@@ -1,0 +1,139 @@
+# The I/O path of a host request, in named stages.  Every stage registered by a feature
+# runs, in (order, registration) order; a stage's `when(v)` (if given) says whether it
+# applies to volume v at all.
+#
+# Write:  check -> redirect -> before_cache -> cache -> after_commit
+#   check         fn(u, v, lba, count, data) -> None | status: refuse before anything changes
+#   redirect      fn(u, v, lba, count, data) -> None | status: the request is served elsewhere
+#                 (a status ends it: GOOD when the stage wrote the data where it belongs)
+#   before_cache  fn(...) -> None | status: work that must precede the store (copy-on-write
+#                 marks, a parity delta); a status ends the request
+#   cache         fn(...) -> None | status: a feature that stores the data itself (sparing's
+#                 diverted writes); None passes on to the next, and finally to the cache
+#   after_commit  fn(...) -> None | status: the data is stored; forward it (a status other
+#                 than None ends the request with it, e.g. a copy that could not be sent)
+# A stage registered with a lock holds it from before_cache until the data is stored
+# (locks are taken in stage order, so two features never take them crosswise).
+#
+# Read:  read_check -> read -> after_read
+#   read_check    fn(u, v, lba, count, out) -> None | status
+#   read          fn(...) -> None | status: a feature that serves the read (its data in out)
+#   after_read    fn(...) -> None: the data is in out (e.g. sent on to a parity unit)
+from firmware import store, wire
+from firmware.raid import GOOD
+
+WRITE_STAGES = ("check", "redirect", "before_cache", "cache", "after_commit")
+READ_STAGES = ("read_check", "read", "after_read")
+STAGES = WRITE_STAGES + READ_STAGES
+
+
+class Stage:
+    def __init__(self, owner, fn, order, lock, when):
+        self.owner = owner
+        self.fn = fn
+        self.order = order
+        self.lock = lock
+        self.when = when
+
+
+class Path:
+    def __init__(self):
+        self.stages = {}
+        for name in STAGES:
+            self.stages[name] = []
+
+    def add(self, stage, owner, fn, order=50, lock=None, when=None):
+        if stage not in self.stages:
+            raise ValueError("no I/O stage %r (stages: %s)" % (stage, ", ".join(STAGES)))
+        lst = self.stages[stage]
+        s = Stage(owner, fn, order, lock, when)
+        i = len(lst)
+        while i > 0 and lst[i - 1].order > order:
+            i -= 1
+        lst.insert(i, s)
+        return s
+
+    def remove_owner(self, owner):
+        for name in STAGES:
+            self.stages[name] = [s for s in self.stages[name] if s.owner != owner]
+
+    def order(self):
+        """{stage: [owner, ...]} as they run (the readable "iopath" table)."""
+        d = {}
+        for name in STAGES:
+            d[name] = [s.owner for s in self.stages[name]]
+        return d
+
+
+async def _run(lst, u, v, lba, count, buf):
+    for s in lst:
+        if s.when is None or s.when(v):
+            st = await s.fn(u, v, lba, count, buf)
+            if st is not None:
+                return st
+    return None
+
+
+def _locks(u, v, names):
+    out = []
+    for name in names:
+        for s in u.path.stages[name]:
+            if s.lock is not None and (s.when is None or s.when(v)) and s.lock not in out:
+                out.append(s.lock)
+    return out
+
+
+async def write(u, v, lba, count, data):
+    st = u.path.stages
+    r = await _run(st["check"], u, v, lba, count, data)
+    if r is not None:
+        return r
+    r = await _run(st["redirect"], u, v, lba, count, data)
+    if r is not None:
+        return r
+    locks = _locks(u, v, ("before_cache", "cache"))
+    for lk in locks:
+        await lk.acquire()
+    try:
+        r = await _run(st["before_cache"], u, v, lba, count, data)
+        if r is not None:
+            return r
+        r = await _run(st["cache"], u, v, lba, count, data)
+        if r is None:
+            await store.write_vol(u, v, lba, count, data)
+            if u.write_through:
+                await store.destage(u)
+        elif r not in GOOD:
+            return r
+    finally:
+        i = len(locks)
+        while i > 0:
+            i -= 1
+            locks[i].release()
+    r = await _run(st["after_commit"], u, v, lba, count, data)
+    return wire.OK if r is None else r
+
+
+async def read(u, v, lba, count, out):
+    st = u.path.stages
+    r = await _run(st["read_check"], u, v, lba, count, out)
+    if r is not None:
+        return r
+    locks = _locks(u, v, ("read", "after_read"))
+    for lk in locks:
+        await lk.acquire()
+    try:
+        r = await _run(st["read"], u, v, lba, count, out)
+        if r is None:
+            r = await store.read_vol(u, v, lba, count, out)
+        if r not in GOOD:
+            return r
+        for s in st["after_read"]:
+            if s.when is None or s.when(v):
+                await s.fn(u, v, lba, count, out)
+    finally:
+        i = len(locks)
+        while i > 0:
+            i -= 1
+            locks[i].release()
+    return wire.OK

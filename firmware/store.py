@@ -1,0 +1,151 @@
+# The cache / RAID layer: blocks of a group into and out of the cache (write-back), read
+# misses staged from the group under the RAID lock, and the destage of dirty slots.
+# Volume addresses become group addresses only through firmware.volmap.
+#
+# Every block stored in the cache, by a host write or by a feature's internal copy,
+# goes through write_blocks(): u.cache_observers (async fn(u, gid, glba, count, data))
+# see each one before it counts as stored (the seam for a cache mirrored to a second
+# controller).  Trace events (u.trace) show the channel adapter -> cache -> disk adapter
+# handshake: "stage" (a read miss goes to the group), "staged", "destage", "destaged".
+from firmware import volmap, wire
+from firmware.cache import CLEAN, DIRTY, key_of
+from firmware.raid import GOOD, locate, row_blocks
+
+
+async def write_vol(u, v, lba, count, data):
+    """Store volume blocks lba..lba+count-1 in the cache."""
+    bs = u.bs
+    for gid, glba, off, n in volmap.segments(v, lba, count):
+        await write_blocks(u, u.group(gid), glba, n, data[off * bs:(off + n) * bs])
+
+
+async def read_vol(u, v, lba, count, out):
+    """Read volume blocks into out (cache hits, else the group); the worst status."""
+    bs = u.bs
+    for gid, glba, off, n in volmap.segments(v, lba, count):
+        st = await read_blocks(u, u.group(gid), glba, n, out[off * bs:(off + n) * bs])
+        if st not in GOOD:
+            return st
+    return wire.OK
+
+
+async def write_blocks(u, g, glba, count, data):
+    c = u.cache
+    bs = u.bs
+    gid = g["id"]
+    for i in range(count):
+        key = key_of(gid, glba + i)
+        while True:
+            s = c.lookup(key)
+            if s < 0:
+                s = c.alloc(key)
+                if s >= 0:
+                    c.c["write_misses"] += 1
+            elif not c.busy[s]:
+                c.c["write_hits"] += 1
+            if s >= 0 and not c.busy[s]:
+                break
+            # every slot dirty, or this one's data is on its way to the drives (and may
+            # be resent): wait for the destage task, then look again
+            c.c["full_waits"] += 1
+            u.slot_ev.clear()
+            u.destage_ev.set()
+            await u.slot_ev.wait()
+        c.slot[s][:] = data[i * bs:(i + 1) * bs]
+        c.mark_dirty(s)
+    for fn in u.cache_observers:
+        await fn(u, gid, glba, count, data)
+    if c.ndirty >= u.high_water:
+        u.destage_ev.set()
+
+
+async def read_blocks(u, g, glba, count, out):
+    c = u.cache
+    bs = u.bs
+    gid = g["id"]
+    for i in range(count):
+        key = key_of(gid, glba + i)
+        dst = out[i * bs:(i + 1) * bs]
+        s = c.lookup(key)
+        if s >= 0:
+            c.c["read_hits"] += 1
+            dst[:] = c.slot[s]
+            continue
+        c.c["read_misses"] += 1
+        if u.tracing:
+            u.trace("stage", gid, glba + i)
+        async with u.raid.lock:
+            st = await u.raid.read_block(g, glba + i, dst)
+            if st not in GOOD:
+                return st
+            s = c.lookup(key)   # a host write may have landed while we read
+            if s >= 0:
+                dst[:] = c.slot[s]
+            else:
+                s = c.alloc(key)
+                if s >= 0:
+                    c.slot[s][:] = dst
+        if u.tracing:
+            u.trace("staged", gid, glba + i, st)
+    return wire.OK
+
+
+async def destage(u):
+    """Write every dirty slot to its group: full RAID5 rows in one go when the whole
+    row is cached, otherwise block by block (read-modify-write).  A slot is held busy
+    while its data is in flight (a host write to it waits), so a retransmission sends
+    the same bytes; `gen` still guards against a rewrite in between."""
+    c = u.cache
+    raid = u.raid
+    for s in c.dirty_slots():
+        async with raid.lock:
+            if c.state[s] != DIRTY:
+                continue
+            key = c.key[s]
+            gid = volmap.key_gid(key)
+            glba = volmap.key_glba(key)
+            g = u.group(gid)
+            if u.tracing:
+                u.trace("destage", gid, glba)
+            if g["level"] == 5:
+                row, _, _ = locate(g, glba)
+                slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in row_blocks(g, row)]
+                if -1 not in slots:
+                    bufs = [None if k < 0 else c.slot[k] for k in slots]
+                    gens = [0 if k < 0 else c.gen[k] for k in slots]
+                    for k in slots:
+                        if k >= 0:
+                            c.hold(k)
+                    try:
+                        st = await raid.write_row(g, row, bufs)
+                    finally:
+                        for k in slots:
+                            if k >= 0:
+                                c.busy[k] = 0
+                    for i in range(len(slots)):
+                        if slots[i] >= 0 and c.state[slots[i]] != CLEAN:
+                            _done(u, slots[i], gens[i], st)
+                    if u.tracing:
+                        u.trace("destaged", gid, glba, st)
+                    u.slot_ev.set()
+                    continue
+            gen = c.gen[s]
+            c.hold(s)
+            try:
+                st = await raid.write_block(g, glba, c.slot[s], c.resync[s])
+            finally:
+                c.busy[s] = 0
+            _done(u, s, gen, st)
+            if u.tracing:
+                u.trace("destaged", gid, glba, st)
+            u.slot_ev.set()
+    u.slot_ev.set()
+
+
+def _done(u, s, gen, st):
+    c = u.cache
+    if st in GOOD:
+        c.mark_clean(s, gen)
+    else:
+        c.pin(s)
+        u.warn("destage of slot %d failed: %s; data kept in cache" % (s, wire.status_name(st)))
