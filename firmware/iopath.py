@@ -74,13 +74,23 @@ async def _run(lst, u, v, lba, count, buf):
     return None
 
 
-def _locks(u, v, names):
+async def _take(u, v, names):
+    """Take the locks of the stages in `names` that apply to v, in stage order."""
     out = []
     for name in names:
         for s in u.path.stages[name]:
             if s.lock is not None and (s.when is None or s.when(v)) and s.lock not in out:
                 out.append(s.lock)
+    for lk in out:
+        await lk.acquire()
     return out
+
+
+def _release(locks):
+    i = len(locks)
+    while i > 0:
+        i -= 1
+        locks[i].release()
 
 
 async def write(u, v, lba, count, data):
@@ -91,9 +101,7 @@ async def write(u, v, lba, count, data):
     r = await _run(st["redirect"], u, v, lba, count, data)
     if r is not None:
         return r
-    locks = _locks(u, v, ("before_cache", "cache"))
-    for lk in locks:
-        await lk.acquire()
+    locks = await _take(u, v, ("before_cache", "cache"))
     try:
         r = await _run(st["before_cache"], u, v, lba, count, data)
         if r is not None:
@@ -106,10 +114,7 @@ async def write(u, v, lba, count, data):
         elif r not in GOOD:
             return r
     finally:
-        i = len(locks)
-        while i > 0:
-            i -= 1
-            locks[i].release()
+        _release(locks)
     r = await _run(st["after_commit"], u, v, lba, count, data)
     return wire.OK if r is None else r
 
@@ -119,9 +124,7 @@ async def read(u, v, lba, count, out):
     r = await _run(st["read_check"], u, v, lba, count, out)
     if r is not None:
         return r
-    locks = _locks(u, v, ("read", "after_read"))
-    for lk in locks:
-        await lk.acquire()
+    locks = await _take(u, v, ("read", "after_read"))
     try:
         r = await _run(st["read"], u, v, lba, count, out)
         if r is None:
@@ -132,8 +135,5 @@ async def read(u, v, lba, count, out):
             if s.when is None or s.when(v):
                 await s.fn(u, v, lba, count, out)
     finally:
-        i = len(locks)
-        while i > 0:
-            i -= 1
-            locks[i].release()
+        _release(locks)
     return wire.OK

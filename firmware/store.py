@@ -12,21 +12,23 @@ from firmware.cache import CLEAN, DIRTY, key_of
 from firmware.raid import GOOD, locate, row_blocks
 
 
-async def write_vol(u, v, lba, count, data):
-    """Store volume blocks lba..lba+count-1 in the cache."""
+async def _each(u, v, lba, count, buf, fn):
     bs = u.bs
     for gid, glba, off, n in volmap.segments(v, lba, count):
-        await write_blocks(u, u.group(gid), glba, n, data[off * bs:(off + n) * bs])
+        st = await fn(u, u.group(gid), glba, n, buf[off * bs:(off + n) * bs])
+        if st is not None and st not in GOOD:
+            return st
+    return wire.OK
+
+
+async def write_vol(u, v, lba, count, data):
+    """Store volume blocks lba..lba+count-1 in the cache."""
+    return await _each(u, v, lba, count, data, write_blocks)
 
 
 async def read_vol(u, v, lba, count, out):
-    """Read volume blocks into out (cache hits, else the group); the worst status."""
-    bs = u.bs
-    for gid, glba, off, n in volmap.segments(v, lba, count):
-        st = await read_blocks(u, u.group(gid), glba, n, out[off * bs:(off + n) * bs])
-        if st not in GOOD:
-            return st
-    return wire.OK
+    """Read volume blocks into out (cache hits, else the group); the first bad status."""
+    return await _each(u, v, lba, count, out, read_blocks)
 
 
 async def write_blocks(u, g, glba, count, data):
