@@ -68,6 +68,7 @@ class Raid:
         self.bs = block_size
         self.lock = asyncio.Lock()
         self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
+        self.nscratch = max_members + 1
         self.repaired = 0
         self.lost_reads = 0
         self.pending_repair = None   # parity-log record found at boot (see _repair)
@@ -102,6 +103,29 @@ class Raid:
         d = g["members"][m]
         return d if self.dka.usable(d) else -1
 
+    def direct(self, g, glba, n, most):
+        """(drive, row, k): group blocks glba..glba+k-1 (1 <= k <= min(n, most)) lie on
+        one healthy drive at rows row..row+k-1 and can be read straight from it, with no
+        lock (no scratch buffer, nothing rebuilt); None when they need the full path."""
+        if self.pending_repair is not None or g.get("invalid"):
+            return None
+        h = self.standin.get(g["id"]) if self.standin else None
+        if g["level"] == 1:
+            for m in range(len(g["members"])):
+                d = g["members"][m]
+                if m not in g["failed"] and (h is None or h.member != m) and self.dka.usable(d):
+                    return d, glba, min(n, most)
+            return None
+        row, m, _ = locate(g, glba)
+        if m in g["failed"] or (h is not None and h.member == m):
+            return None
+        d = g["members"][m]
+        if not self.dka.usable(d):
+            return None
+        chunk = g["chunk"]
+        k = chunk - row % chunk
+        return d, row, min(n, most, k)
+
     def _lost(self, g, d, st):
         """A drive stopped answering: fail it (and whatever it was doing)."""
         if st in _DRIVE_LOST:
@@ -120,16 +144,21 @@ class Raid:
         return sts
 
     # ---- reads ------------------------------------------------------------
-    async def read_block(self, g, glba, into):
+    async def read_block(self, g, glba, into, tried=None):
+        """One group block into `into`.  tried = (drive, status) of a read of this very
+        block just made without the lock (see direct()): not asked of that drive again."""
         if self.pending_repair is not None:
             await self._repair()
         row, m, _ = locate(g, glba)
         if g["level"] == 1:
-            return await self._read_mirror(g, row, into)
+            return await self._read_mirror(g, row, into, tried)
         d = self.drive_of(g, m, row)
         if d >= 0:
             if self._invalid(g, m, row):
                 st = wire.E_MEDIUM
+            elif tried is not None and tried[0] == d:
+                st = tried[1]
+                self._lost(g, d, st)
             else:
                 st = await self.dka.read(d, row, 1, into)
                 if st in GOOD:
@@ -168,13 +197,17 @@ class Raid:
                 return st
         return await self.dka.read(g["members"][h.member], row, 1, into)
 
-    async def _read_mirror(self, g, row, into):
+    async def _read_mirror(self, g, row, into, tried=None):
         bad = []
         for m in range(len(g["members"])):
             d = self.drive_of(g, m, row)
             if d < 0:
                 continue
-            st = await self.dka.read(d, row, 1, into)
+            if tried is not None and tried[0] == d:
+                st = tried[1]
+                tried = None
+            else:
+                st = await self.dka.read(d, row, 1, into)
             if st in GOOD:
                 for bd in bad:  # repair the copies that could not be read
                     if self.dka.usable(bd) and await self.dka.write(bd, row, 1, into) == wire.OK:

@@ -34,7 +34,7 @@ class Unit:
         b.update(board)
         self.board = b
         self.sm = SharedMemory(sm_path)
-        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8,
+        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8 + b["workers"],
                          retry_ms=b["retry_ms"])
         self.link.handler = self.handle
         self.dka = DKA(self)
@@ -254,6 +254,7 @@ class Unit:
         return json.dumps({
             "board": self.board["name"], "impl": sys.implementation.name,
             "core": core.BACKEND, "max_payload": self.board["max_payload"],
+            "workers": self.board["workers"],
             "configured": self.configured(), "boots": boot["count"],
         }).encode()
 

@@ -8,6 +8,8 @@ Faults follow the dm-flakey / dm-dust / scsi_debug models:
   write_fault - writes to LBA ranges (or all) fail
   fail        - the whole drive stops answering (NOT_READY)
   latency     - added delay per command, in seconds
+  hold        - every command waits until the fault is cleared ("release"), so a test
+                can see what completes while a drive is busy without timing anything
 """
 from __future__ import annotations
 
@@ -35,9 +37,17 @@ class Faults:
     defects: set = field(default_factory=set)        # LBAs unreadable until rewritten
     failed: bool = False
     latency: float = 0.0
+    held: threading.Event | None = None     # set = released
 
     def clear(self):
+        held = self.held
         self.__init__()
+        if held is not None:
+            held.set()
+
+    def blocks(self) -> bool:
+        """True if a command may wait (latency or hold): served off the link's reader."""
+        return self.latency > 0 or self.held is not None
 
 
 class SimDrive:
@@ -78,6 +88,8 @@ class SimDrive:
         return self.read_raw(0, self.blocks)
 
     def close(self):
+        if self.faults.held is not None:
+            self.faults.held.set()      # nothing waits on a closed drive
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -98,11 +110,18 @@ class SimDrive:
             f.failed = True
         elif kind == "latency":
             f.latency = seconds
+        elif kind == "hold":
+            if f.held is None:
+                f.held = threading.Event()
+        elif kind == "release":
+            if f.held is not None:
+                f.held.set()
+                f.held = None
         elif kind == "clear":
             f.clear()
         else:
             raise ValueError(f"unknown fault {kind!r}: recovered, medium, defect, write_fault, "
-                             "fail, latency, clear")
+                             "fail, latency, hold, release, clear")
 
     # ---- serving the wire ---------------------------------------------------
     def serve(self, kind: int, payload: bytes) -> tuple[int, bytes]:
@@ -113,6 +132,9 @@ class SimDrive:
         f = self.faults
         if f.latency:
             time.sleep(f.latency)
+        held = f.held
+        if held is not None:
+            held.wait()
         with self.lock:
             if self.accesses is not None:
                 self.accesses.append(("r" if kind == wire.K_DREAD else "w", lba, count))

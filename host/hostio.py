@@ -78,6 +78,8 @@ class HostComputer:
         self.verifier = Verifier(unit.block_size, seed)
         self.ops = {"reads": 0, "writes": 0, "errors": 0}
         self.latencies: list[float] = []
+        self.completed: list[tuple] = []
+        self.busy_retries = 0
 
     def write(self, vol: int, lba: int, count: int = 1):
         data, gens = self.verifier.data(vol, lba, count)
@@ -94,6 +96,66 @@ class HostComputer:
         self.latencies.append(time.perf_counter() - t)
         self.ops["reads"] += 1
         return self.verifier.check(vol, lba, data)
+
+    def run_queue(self, ops, iodepth: int = 1) -> int:
+        """Run ops [(op "r"|"w", vol, lba, count)] keeping up to `iodepth` requests
+        outstanding on the link, every read verified; return the number of bad blocks.
+        An op that overlaps one still in flight waits for it first (as fio's verify
+        does), so each block's expected generation is always known.  Completions are
+        appended to self.completed as (op, vol, lba, count) in the order they came."""
+        from firmware import wire
+        from host.link import StatusError
+
+        u = self.unit
+        chunk = u._io_chunk()
+        # the board takes as many requests at once as it has workers (its definition
+        # says how many; one is left for management and peers); more wait here, and a
+        # BUSY answer is sent again
+        depth = max(1, min(iodepth, u.hello.get("workers", iodepth + 1) - 1))
+        inflight = []          # [op, vol, lba, count, handle, gens, t0], oldest first
+        bad = 0
+
+        def overlaps(vol, lba, count):
+            return any(f[1] == vol and f[2] < lba + count and lba < f[2] + f[3] for f in inflight)
+
+        def issue(op, vol, lba, k, data, gens, t0):
+            w = u.start_io("w", vol, lba, data, self.port) if op == "w" else u.start_io("r", vol, lba, k, self.port)
+            inflight.append([op, vol, lba, k, w, gens, t0, data])
+
+        def finish_one():
+            nonlocal bad
+            # the first one answered (not necessarily the oldest)
+            w = u._up().wait_any([f[4] for f in inflight])
+            f = next(f for f in inflight if f[4] is w)
+            inflight.remove(f)
+            op, vol, lba, count, w, gens, t0, data = f
+            try:
+                got = u.finish_io(w)
+            except StatusError as e:
+                if e.status != wire.E_BUSY:
+                    raise
+                self.busy_retries += 1      # the board's workers were all taken: again
+                issue(op, vol, lba, count, data, gens, t0)
+                return
+            self.latencies.append(time.perf_counter() - t0)
+            if op == "w":
+                self.verifier.acknowledged(vol, lba, gens)
+                self.ops["writes"] += 1
+            else:
+                self.ops["reads"] += 1
+                bad += self.verifier.check(vol, lba, got)
+            self.completed.append((op, vol, lba, count))
+
+        for op, vol, lba, count in ops:
+            for i in range(0, count, chunk):
+                k = min(chunk, count - i)
+                while inflight and (len(inflight) >= depth or overlaps(vol, lba + i, k)):
+                    finish_one()
+                data, gens = self.verifier.data(vol, lba + i, k) if op == "w" else (None, None)
+                issue(op, vol, lba + i, k, data, gens, time.perf_counter())
+        while inflight:
+            finish_one()
+        return bad
 
     def verify_all(self, vol: int, blocks: int, chunk: int = 8) -> int:
         bad = 0

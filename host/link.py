@@ -13,6 +13,7 @@ so a late copy of an old write never lands.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import struct
@@ -44,6 +45,11 @@ class _Waiter:
     fast: int = 0
     kind: int = 0
     payload: bytes = b""
+    ch: int = 0
+    seq: int = 0
+    sent_kind: int = 0
+    due: float = 0.0
+    answered: int = 0        # the order answers came in (1, 2, ...)
 
 
 DRIVE_RECENT = 4096   # at most this many answered drive requests remembered
@@ -77,6 +83,14 @@ class BoardLink:
         self.seq = 0
         self.waiters: dict[tuple[int, int], _Waiter] = {}
         self.drive_handler = drive_handler   # fn(drive, kind, payload) -> (status, data)
+        # fn(drive) -> True if that drive's requests may block (an injected latency):
+        # they are then served by a thread of that drive's own, so the link reader
+        # and the other drives go on meanwhile (requests to one drive stay in order)
+        self.drive_blocks = None
+        self.dlock = threading.Lock()
+        self.acond = threading.Condition()   # notified on every answer (wait_any)
+        self._answers = itertools.count(1)
+        self._drive_q: dict[int, queue.SimpleQueue] = {}
         self.peer_handler = None    # fn(link, peer, kind, seq, payload)
         self.hello = threading.Event()
         self.hello_info: dict = {}
@@ -186,6 +200,11 @@ class BoardLink:
 
     def request(self, ch: int, kind: int, payload: bytes = b"", timeout: float = 30.0) -> tuple[int, bytes]:
         """Send a request and wait for its response; return (status, data)."""
+        return self.finish(self.start(ch, kind, payload), timeout)
+
+    def start(self, ch: int, kind: int, payload: bytes = b"") -> _Waiter:
+        """Send a request now and return its handle; finish() waits for the answer.
+        Any number may be outstanding (answers are matched by sequence number)."""
         if len(payload) > self.max_payload:
             raise LinkError(f"{self.name}: payload of {len(payload)} bytes exceeds the board's "
                             f"{self.max_payload}-byte frames")
@@ -194,24 +213,55 @@ class BoardLink:
             self.seq = (self.seq + 1) & 0xFFFF
             seq = self.seq
             self.waiters[(ch, seq)] = w
+        w.ch, w.seq, w.sent_kind = ch, seq, kind
         w.frame = wire.pack(ch, kind, seq, payload, self._low())
         self.trace.append(Record(time.monotonic(), "tx", ch, kind, seq, len(payload)))
         if self.on_record:
             self.on_record(self, "tx", ch, kind, seq, payload)
         self.send_raw(w.frame)
+        w.due = time.monotonic() + self.retry
+        return w
+
+    def finish(self, w: _Waiter, timeout: float = 30.0) -> tuple[int, bytes]:
+        """Wait for the answer to a started request (resending it while none comes)."""
+        ch, seq, kind = w.ch, w.seq, w.sent_kind
         end = time.monotonic() + timeout
-        while not w.ev.wait(min(self.retry, max(0.0, end - time.monotonic()))):
-            if time.monotonic() >= end or self.closed:
+        while not w.ev.wait(min(max(0.0, w.due - time.monotonic()), max(0.0, end - time.monotonic()))):
+            now = time.monotonic()
+            if now >= end or self.closed:
                 with self.slock:
                     self.waiters.pop((ch, seq), None)
                 raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
                                 f"{wire.channel_name(ch)} within {timeout} s")
-            self.retransmits += 1
-            w.fast = 0
-            self.send_raw(w.frame)
+            if now >= w.due:
+                self.retransmits += 1
+                w.fast = 0
+                w.due = now + self.retry
+                self.send_raw(w.frame)
         if not w.payload:
             raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
         return w.payload[0], w.payload[1:]
+
+    def wait_any(self, ws: list, timeout: float = 30.0) -> _Waiter:
+        """The first answered of several started requests (the earliest answer if more
+        than one has come), resending those whose answer is late meanwhile."""
+        end = time.monotonic() + timeout
+        while True:
+            done = [w for w in ws if w.ev.is_set()]
+            if done:
+                return min(done, key=lambda w: w.answered or 1 << 62)
+            now = time.monotonic()
+            if now >= end or self.closed:
+                return ws[0]          # finish() on it reports the failure
+            for w in ws:
+                if now >= w.due:
+                    self.retransmits += 1
+                    w.fast = 0
+                    w.due = now + self.retry
+                    self.send_raw(w.frame)
+            with self.acond:
+                if not any(w.ev.is_set() for w in ws):
+                    self.acond.wait(max(0.0, min(min(w.due for w in ws), end) - time.monotonic()))
 
     def next_seq(self) -> int:
         """Take a request number (for a frame built by hand and sent with send_raw)."""
@@ -280,6 +330,8 @@ class BoardLink:
         with self.slock:
             for w in self.waiters.values():
                 w.ev.set()
+        with self.acond:
+            self.acond.notify_all()
 
     def _answer_rejects(self):
         lost = False
@@ -305,25 +357,59 @@ class BoardLink:
     def _serve_drive(self, ch, kind, seq, payload):
         key = (ch << 16) | seq
         low = self.dec.low
-        if self.board_low is None or wire.stale(self.board_low, low):
-            self.board_low = low
-            for k in [k for k in self.drive_recent if wire.stale(k & 0xFFFF, low)]:
-                del self.drive_recent[k]
-        resp = self.drive_recent.get(key)
-        if resp is not None:
+        with self.dlock:
+            if self.board_low is None or wire.stale(self.board_low, low):
+                self.board_low = low
+                for k in [k for k in self.drive_recent if wire.stale(k & 0xFFFF, low)]:
+                    del self.drive_recent[k]
+            seen = key in self.drive_recent
+            resp = self.drive_recent.get(key)
+            if not seen and self.drive_handler is not None and not wire.stale(seq, self.board_low):
+                self.drive_recent[key] = None     # being served
+        if seen:
             self.dup_drive_requests += 1
-        elif wire.stale(seq, self.board_low):
+            if resp is not None:     # None: still being served; its answer will go out
+                self.send(ch, kind | wire.RESP, seq, resp)
+            return
+        if wire.stale(seq, self.board_low):
             self.stale_drive_requests += 1    # the board has its answer: never execute it
             return
-        else:
-            if self.drive_handler is None:
-                return   # no drives attached yet: stay silent, the board asks again
+        if self.drive_handler is None:
+            return   # no drives attached yet: stay silent, the board asks again
+        d = ch - wire.CH_DRIVE
+        if self.drive_blocks is not None and (d in self._drive_q or self.drive_blocks(d)):
+            q = self._drive_q.get(d)
+            if q is None:
+                q = self._drive_q[d] = queue.SimpleQueue()
+                threading.Thread(target=self._drive_worker, args=(q,), name=f"link-{self.name}-drive{d}",
+                                 daemon=True).start()
+            q.put((ch, kind, seq, payload, key))
+            return
+        self._answer_drive(ch, kind, seq, payload, key)
+
+    def _answer_drive(self, ch, kind, seq, payload, key):
+        try:
             st, data = self.drive_handler(ch - wire.CH_DRIVE, kind, payload)
-            resp = bytes([st]) + data
+        except BaseException:
+            with self.dlock:
+                self.drive_recent.pop(key, None)   # not served: a resend is served afresh
+            raise
+        resp = bytes([st]) + data
+        with self.dlock:
             self.drive_recent[key] = resp
             if len(self.drive_recent) > DRIVE_RECENT:
                 self.drive_recent.popitem(last=False)
         self.send(ch, kind | wire.RESP, seq, resp)
+
+    def _drive_worker(self, q):
+        while True:
+            item = q.get()
+            if item is None or self._stop:
+                return
+            try:
+                self._answer_drive(*item)
+            except Exception as e:   # the link closed under us, or a handler error: visible in logs
+                self.logs.append(f"host: error serving a drive request: {e!r}")
 
     def _dispatch(self, ch, kind, seq, payload):
         if kind & wire.RESP:
@@ -332,7 +418,10 @@ class BoardLink:
             if w is not None:
                 w.kind = kind
                 w.payload = payload
+                w.answered = next(self._answers)
                 w.ev.set()
+                with self.acond:
+                    self.acond.notify_all()
             elif wire.CH_PEER <= ch < wire.CH_MGMT and self.peer_handler:
                 self.peer_handler(self, ch - wire.CH_PEER, kind, seq, payload, self.dec.low)
             return
@@ -372,6 +461,8 @@ class BoardLink:
     def close(self):
         self._stop = True
         self._outq.put(None)
+        for q in self._drive_q.values():
+            q.put(None)
         try:
             self.ser.close()
         except Exception:

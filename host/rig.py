@@ -86,6 +86,7 @@ class Unit:
         mp = self.board.get("max_payload", wire.MAX_PAYLOAD)
         self.port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
         self.link = BoardLink(self.port, self.name, max_payload=mp, drive_handler=self._serve_drive)
+        self.link.drive_blocks = lambda d: d < len(self.drives) and self.drives[d].faults.blocks()
         self.link.on_record = self.on_record
         self.link.announce()
         if self.fabric:
@@ -174,6 +175,22 @@ class Unit:
             st, _ = self._up().request(wire.CH_HOST + port, wire.K_WRITE, head + data[i * bs:(i + k) * bs])
             if st != wire.OK:
                 raise StatusError(st, f"{self.name}: write vol {vol} lba {lba + i} x{k}")
+
+    def start_io(self, op: str, vol: int, lba: int, arg, port: int = 0):
+        """Send one READ (arg = block count) or WRITE (arg = data) frame now and return
+        its handle for finish_io(); any number may be outstanding (queue depth)."""
+        if op == "w":
+            n = len(arg) // self.block_size
+            body = struct.pack(wire.IO_HEAD, vol, lba, n) + arg
+            return self._up().start(wire.CH_HOST + port, wire.K_WRITE, body)
+        return self._up().start(wire.CH_HOST + port, wire.K_READ, struct.pack(wire.IO_HEAD, vol, lba, arg))
+
+    def finish_io(self, w, timeout: float = 30.0) -> bytes:
+        """The answer to start_io(): the data read (b"" for a write); StatusError if refused."""
+        st, data = self._up().finish(w, timeout)
+        if st not in (wire.OK, wire.RECOVERED):
+            raise StatusError(st, f"{self.name}: {wire.kind_name(w.sent_kind)} seq {w.seq}")
+        return data
 
     def read(self, vol: int, lba: int, count: int, port: int = 0) -> bytes:
         out = []

@@ -63,7 +63,7 @@ def test_trace_events_show_a_read_miss_and_a_destage(make_rig):
     logs = [t for t in u.link.logs if t.startswith("T ")]
     assert "T destage 0 3" in logs
     assert any(t.startswith("T destaged 0 3 ") for t in logs)
-    i = logs.index("T stage 0 50")
+    i = next(k for k, t in enumerate(logs) if t.startswith("T stage 0 50"))
     assert logs[i + 1].startswith("T staged 0 50 ")
     with pytest.raises(StatusError) as e:
         u.mgmt("trace", on="yes")
