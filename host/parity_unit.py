@@ -1,4 +1,4 @@
-"""Host-side helpers for the parity storage unit (seed 000, firmware/parity_unit.py).
+"""Host-side helpers for the parity storage unit (seed 000, firmware/features/parity_unit/).
 
 The bench's view of the parity group: each unit's storage area read through its volumes
 (what the unit's host would read), the parity the parity unit should hold (XOR of the data

@@ -346,3 +346,27 @@ def test_a_parity_block_of_three_blocks_spans_volumes_and_leaves_a_short_tail_un
     s2.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done")
     assert hp.area(s2) == want
     assert pu.table("parity_unit")["last_restore"]["asked"] == {"1": 20, "3": 20}
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"role": "bogus"}, "parity_unit: role must be one of data, parity, got 'bogus'"),
+    ({"unit": 0}, "parity_unit: unit must be an integer in [1, 255], got 0"),
+    ({"form": "13D"}, "parity_unit: form must be one of 13A, 13B, 13C, got '13D'"),
+    ({"auto_restore": True}, "parity_unit: auto_restore is a setting of the parity unit (role parity)"),
+    ({"rol": "data"}, "parity_unit: unknown setting 'rol'"),
+])
+def test_a_bad_setting_is_refused_at_configure_and_the_unit_boots_with_its_old_configuration(parity_rig, change,
+                                                                                            error):
+    rig, (s1, s2, s3), pu = parity_rig()
+    old = s1.table("config")
+    cfg = copy.deepcopy(old)
+    cfg["parity_unit"].update(change)
+    r = s1.link.mgmt("configure", config=cfg, force=True, check=False)
+    assert r["_status"] == wire.E_BAD_PARAM and r["error"].startswith(error)
+    assert s1.table("config") == old
+    s1.restart()                                     # it boots, with what it had
+    assert s1.table("config") == old and s1.mgmt("info")["features"] == ["parity_unit"]
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    hp.write_area(s1, 3, rand(2, 5))
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
