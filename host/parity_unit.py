@@ -85,11 +85,27 @@ def lose_data(u, fill: int = 0xEE):
     of `fill`, and its battery-backed cache (if the board has one) is gone too.  Its
     tables (SM) survive, and the board boots again."""
     u.kill()
+    wipe(u, fill)
+    u.start(configure=False)
+
+
+def wipe(u, fill: int = 0xEE):
+    """A dead board's data is gone: every drive full of `fill`, no battery-backed cache."""
     for d in u.drives:
         d.write_raw(0, bytes([fill]) * (d.blocks * d.bs))
     for f in Path(u.launcher.state_dir).glob("cache.nv*"):
         f.unlink()
-    u.start(configure=False)
+
+
+def paths(u) -> dict:
+    """The unit's parity_paths table as {(unit at the other end, procedure): (sent, received)}."""
+    return {(r["unit"], r["procedure"]): (r["sent"], r["received"]) for r in u.table("parity_paths")}
+
+
+def down(u, unit: int) -> dict | None:
+    """The parity unit's parity_down row of a data unit (None if it has none)."""
+    rows = [r for r in u.table("parity_down") if r["unit"] == unit]
+    return rows[0] if rows else None
 
 
 def pblock_frames(u, since: int = 0, served: bool | None = None) -> int:

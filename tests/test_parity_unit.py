@@ -370,3 +370,86 @@ def test_a_bad_setting_is_refused_at_configure_and_the_unit_boots_with_its_old_c
     pu.wait_job("pbuild")
     hp.write_area(s1, 3, rand(2, 5))
     assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+
+
+def test_parity_paths_count_the_blocks_of_each_procedure_on_each_peer_path(parity_rig):
+    rig, (s1, s2, s3), pu = parity_rig()
+    fill([s1, s2, s3])
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    counts = {x["unit"]: x["blocks"] for x in pu.table("parity_730")}
+    # each data unit sent its blocks of the build on its path, the parity unit received them there
+    assert hp.paths(pu) == {(1, "build"): (0, counts[1]), (2, "build"): (0, counts[2]),
+                            (3, "build"): (0, counts[3])}
+    for du in (s1, s2, s3):
+        me = du.table("parity_unit")["unit"]
+        assert hp.paths(du) == {(4, "build"): (counts[me], 0)}
+    hp.write_area(s1, 3, rand(3, 1))                    # three write deltas (Fig 27)
+    hp.write_area(s2, 39, rand(2, 2))                   # two, across su2's volumes
+    assert hp.paths(s1)[(4, "delta")] == (3, 0) and hp.paths(s2)[(4, "delta")] == (2, 0)
+    assert hp.paths(pu)[(1, "delta")] == (0, 3) and hp.paths(pu)[(2, "delta")] == (0, 2)
+    assert (3, "delta") not in hp.paths(pu)
+    want = hp.area(s3)
+    hp.lose_data(s3)
+    s3.mgmt("parity_restore", method=1)                 # 70 blocks from su1 and su2, 70 to su3
+    pu.wait_job("prestore3")
+    s3.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done")
+    assert hp.area(s3) == want
+    p = hp.paths(pu)
+    assert (p[(1, "restore")], p[(2, "restore")], p[(3, "restore")]) == ((0, 70), (0, 70), (70, 0))
+    assert hp.paths(s3) == {(4, "restore"): (0, 70)}    # su3's board was reset: counted since
+    assert hp.paths(s1)[(4, "restore")] == (70, 0)
+    pu.mgmt("parity_rebuild")
+    pu.wait_job("prebuild")
+    p = hp.paths(pu)
+    assert [p[(u, "rebuild")] for u in (1, 2, 3)] == [(0, counts[1]), (0, counts[2]), (0, counts[3])]
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+
+
+def auto_desc(**settings):
+    desc = rig_desc()
+    desc["unit"][3]["parity_unit"].update(settings)
+    return desc
+
+
+def test_a_dead_data_unit_is_reported_and_with_auto_restore_restored_byte_for_byte(make_rig):
+    rig = make_rig(auto_desc(poll_ms=100, auto_restore=True, restore_method=2))
+    s1, s2, s3, pu = [rig.unit("su%d" % i) for i in (1, 2, 3, 4)]
+    fill([s1, s2, s3])
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    hp.write_area(s1, 45, rand(5, 20))                  # still in su1's cache
+    want = hp.area(s1)
+    assert hp.down(pu, 1) is None
+    s1.kill()                                           # the board dies, its data with it
+    hp.wipe(s1)
+    row = pu.wait_for(lambda u: (r := hp.down(u, 1)) and r["state"] == "down" and r, what="su1 reported down")
+    assert row["status"] == "PATH_DOWN" and row["missed"] >= 2 and row["since"].endswith("UTC")
+    assert warned(pu, "data unit 1 is down since %s" % row["since"])
+    assert [r["unit"] for r in pu.table("parity_down")] == [1]
+    s1.start(configure=False)                           # a new board: the parity unit restores it
+    pu.wait_for(lambda u: hp.down(u, 1)["state"] == "restored", what="su1 restored")
+    s1.wait_for(lambda u: u.table("parity_unit")["restoring"] is None, what="restore done on su1")
+    assert hp.area(s1) == want
+    last = pu.table("parity_unit")["last_restore"]
+    assert (last["unit"], last["method"], last["sent"]) == (1, 2, 80)
+    assert hp.down(pu, 1)["restore"] == "prestore1" and hp.down(pu, 1)["since"] == row["since"]
+    assert warned(pu, "restoration by method 2 started") and warned(s1, "unit 1 restored")
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+    hp.write_area(s1, 7, rand(2, 21))                   # back in the group
+    assert hp.bad_blocks(pu, [s1, s2, s3]) == []
+
+
+def test_without_auto_restore_a_dead_data_unit_is_reported_and_left_to_the_operator(make_rig):
+    rig = make_rig(auto_desc(poll_ms=100))
+    s1, s2, s3, pu = [rig.unit("su%d" % i) for i in (1, 2, 3, 4)]
+    fill([s1, s2, s3])
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    want = hp.area(s2)
+    s2.kill()
+    pu.wait_for(lambda u: (r := hp.down(u, 2)) and r["state"] == "down", what="su2 reported down")
+    s2.start(configure=False)                           # the same board and drives again
+    pu.wait_for(lambda u: hp.down(u, 2)["state"] == "back", what="su2 back")
+    assert warned(pu, "data unit 2 answers again") and pu.table("parity_unit")["last_restore"] is None
+    assert hp.area(s2) == want and hp.bad_blocks(pu, [s1, s2, s3]) == []
