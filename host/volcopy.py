@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import binascii
 
-from firmware.features.volcopy.engine import (  # noqa: F401  (re-exported state names)
+from firmware.features.volcopy.state import (  # noqa: F401  (re-exported state names)
     DIV_DONE,
     GEN_DONE,
     T_AREA,

@@ -416,3 +416,62 @@ def test_a_split_with_copy_on_write_runs_on_the_rp2040_sized_board(make_rig):
     assert tracks(u, 1) == at_split and vc.info(u)["cow"] == 1
     mem = u.table("mem")
     assert mem["live_peak"] < mem["heap"]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"track_blok": 4}, "unknown setting 'track_blok'"),
+    ({"track_blocks": 0}, "track_blocks must be an integer in [1, 65536], got 0"),
+    ({"slots": "2"}, "slots must be an integer"),
+    ({"extents": True}, "extents must be an integer"),
+    ({"max_tracks": 1 << 25}, "max_tracks must be an integer"),
+    ({"split_during_generation": "later"}, "split_during_generation must be one of supersede, reject"),
+    ({"track_blocks": 256}, "a track of 256 blocks of 512 bytes exceeds the 65536-byte track buffer"),
+])
+def test_bad_settings_are_refused_at_configure_and_change_nothing(make_rig, change, words):
+    u = make_rig(desc()).unit()
+    vc.pair_create(u, 0, 1, paused=True)
+    config = u.table("config")
+    before = u.table("volcopy")
+    bad = dict(config, volcopy=dict(config["volcopy"], **change))
+    with pytest.raises(StatusError) as e:
+        u.mgmt("configure", config=bad, force=True)
+    assert e.value.status == wire.E_BAD_PARAM and "volcopy: " + words in str(e.value)
+    assert u.table("config") == config and u.table("volcopy") == before
+    assert u.table("warnings") == []
+    with pytest.raises(StatusError) as e:
+        u.mgmt("configure", config=dict(config, volcopy=[4]), force=True)
+    assert e.value.status == wire.E_BAD_PARAM and "volcopy must be a table" in str(e.value)
+
+
+def test_a_reconfiguration_stops_the_copies_and_starts_the_tables_afresh(make_rig):
+    u = make_rig(desc()).unit()
+    vc.pair_create(u, 0, 1, paused=True)
+    config = u.table("config")
+    u.mgmt("configure", config=dict(config, volcopy={"track_blocks": 2}), force=True)
+    assert u.job("vcgen0")["state"] == "cancelled"
+    assert vc.pair(u, 0) == {"slot": 0, "use": 0} and vc.track_blocks(u) == 2
+    fill(u, 0, 1)
+    vc.pair_create(u, 0, 1)                                    # the new tables work
+    assert u.wait_job("vcgen0")["copied"] == VOL_BLOCKS // 2
+    assert tracks(u, 1) == tracks(u, 0)
+
+
+def test_finished_and_superseded_copies_are_still_listed_after_a_reset(make_rig):
+    u = make_rig(desc()).unit()
+    fill(u, 0, 1)
+    vc.pair_create(u, 0, 1, paused=True)
+    vc.pair_split(u, 0, 1)                                     # supersedes the generation
+    done = u.wait_job("vcdiv0")
+    u.restart()                                                # nothing left running
+    j = u.job("vcdiv0")
+    assert (j["state"], j["copied"], j["pointer"], j["total"]) == ("done", 12, 12, 12)
+    assert j["ms"] == done["ms"]
+    assert u.job("vcgen0")["state"] == "cancelled"
+    u.write(0, 0, track(2, 0))
+    vc.extent_update(u, 0, 1, [[0, 1]])
+    assert u.wait_job("vcext0.0")["copied"] == 1
+    u.write(0, 0, track(3, 0))
+    vc.extent_update(u, 0, 1, [[0, 0]], paused=True)         # entry 0 again: a new vcext0.0
+    u.restart()
+    j = u.job("vcext0.0")
+    assert (j["state"], j["copied"], j["total"]) == ("paused", 0, 1)
