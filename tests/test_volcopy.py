@@ -7,6 +7,8 @@ import struct
 
 import pytest
 from conftest import have_micropython, rig_desc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware import wire
 from firmware.raid import locate
@@ -475,3 +477,134 @@ def test_finished_and_superseded_copies_are_still_listed_after_a_reset(make_rig)
     u.restart()
     j = u.job("vcext0.0")
     assert (j["state"], j["copied"], j["total"]) == ("paused", 0, 1)
+
+
+# ---- E9: a new split is the original as of that split, whatever happened before --------
+
+def copy_promise(u, at_split, extents):
+    """Every track of the split's extents equals the original as of the split."""
+    copy = tracks(u, 3)
+    bad = [t for a, b in extents for t in range(a, b + 1) if copy[t] != at_split[t]]
+    assert bad == [], "tracks %r of the copy differ from the original at the split" % bad
+
+
+def clean_tracks_equal(u):
+    """E9's invariant: a track with G = 0 and D = 0 is the same in both volumes."""
+    x = vc.extent_pair(u, 0)
+    marked = {t for name in ("G", "D") for a, b in x[name] for t in range(a, b + 1)}
+    orig, copy = tracks(u, 0), tracks(u, 3)
+    assert [t for t in range(NT) if t not in marked and orig[t] != copy[t]] == []
+
+
+def test_a_second_extent_split_copies_the_tracks_written_during_the_first(make_rig):
+    u = make_rig(desc()).unit()
+    fill(u, 0, 1)
+    vc.extent_pair_create(u, 0, 3)                             # 3400
+    u.wait_job("vcxgen0")
+    vc.extent_split(u, 0, 3, [[0, 3]], paused=True)            # 3500
+    u.write(0, 7 * TB, track(2, 7))                            # during the split, outside: D[7]
+    u.write(0, 2 * TB, track(2, 2))                            # inside, G = 0: D[2]
+    u.job("vcxdiv0", "resume")
+    u.wait_job("vcxdiv0")
+    u.write(0, 9 * TB, track(2, 9))                            # EXTENT DIVISION COMPLETED: D[9]
+    vc.extent_couple(u, 0, 3)                                  # 3600: copies D over [0, 3]
+    u.wait_job("vcxcpl0")
+    x = vc.extent_pair(u, 0)
+    assert (x["state"], x["G"], x["D"]) == (vc.GEN_DONE, [], [[7, 7], [9, 9]])
+    orig, copy = tracks(u, 0), tracks(u, 3)
+    assert [t for t in range(NT) if orig[t] != copy[t]] == [7, 9]    # D = 1 with G = 0
+    at_split = tracks(u, 0)
+    vc.extent_split(u, 0, 3, [[0, NT - 1]])                    # the literal 3901 would skip 7, 9
+    u.wait_job("vcxdiv0")
+    assert tracks(u, 3) == at_split                            # every track, byte for byte
+    x = vc.extent_pair(u, 0)
+    assert (x["state"], x["G"], x["D"]) == (vc.XDIV_DONE, [], [])
+    u.flush()
+    assert on_drives(u, 3) == at_split
+    # a pending track written again during the next split is copied on write first
+    vc.extent_couple(u, 0, 3)
+    u.wait_job("vcxcpl0")
+    vc.extent_split(u, 0, 3, [[2, 5]])
+    u.wait_job("vcxdiv0")
+    u.write(0, 8 * TB, track(3, 8))                            # outside the extents: D[8]
+    vc.extent_couple(u, 0, 3)
+    u.wait_job("vcxcpl0")
+    assert (vc.extent_pair(u, 0)["G"], vc.extent_pair(u, 0)["D"]) == ([], [[8, 8]])
+    at_split = tracks(u, 0)
+    vc.extent_split(u, 0, 3, [[6, 9]], paused=True)
+    assert (vc.extent_pair(u, 0)["G"], vc.extent_pair(u, 0)["D"]) == ([[8, 8]], [])   # folded
+    cow = vc.info(u)["cow"]
+    u.write(0, 8 * TB, track(4, 8))                            # 3803: G[8] = 1, copied first
+    assert vc.info(u)["cow"] == cow + 1
+    u.job("vcxdiv0", "resume")
+    assert u.wait_job("vcxdiv0")["copied"] == 0
+    copy_promise(u, at_split, [[6, 9]])
+    assert tracks(u, 3)[8] == track(3, 8)
+
+
+EXTENTS = st.lists(st.tuples(st.integers(0, NT - 1), st.integers(0, 3)).map(lambda x: [x[0], min(NT - 1, x[0] + x[1])]),
+                   min_size=1, max_size=3)
+ACTIONS = st.lists(st.one_of(st.tuples(st.just("write"), st.integers(0, NT - 1)),
+                             st.tuples(st.just("step"), st.integers(1, 3)),
+                             st.tuples(st.just("split"), EXTENTS),
+                             st.tuples(st.just("couple")),
+                             st.tuples(st.just("finish"))), min_size=5, max_size=30)
+
+
+def test_every_extent_split_is_the_original_as_of_the_split_under_random_couples_splits_and_writes(make_rig):
+    """Random sequences of ExtentSplit / ExtentCouple (held copies stepped a few tracks),
+    host writes anywhere at any time: when a split's copy is done its extents equal the
+    original as of the split, and a track with G = D = 0 always equals the original."""
+    u = make_rig(desc()).unit()
+    tag = [10]
+
+    def write(t):
+        tag[0] += 1
+        u.write(0, t * TB, track(tag[0], t))
+
+    def finish(state):
+        name = {vc.UNDER_XDIV: "vcxdiv0", vc.UNDER_XCPL: "vcxcpl0"}.get(state["pair"])
+        if name is None:
+            return
+        u.job(name, "resume")
+        u.wait_job(name)
+        if name == "vcxdiv0":
+            copy_promise(u, state["at_split"], state["extents"])
+            state["pair"] = vc.XDIV_DONE
+        else:
+            state["pair"] = vc.GEN_DONE
+        clean_tracks_equal(u)
+
+    @settings(max_examples=12, deadline=None)
+    @given(ACTIONS)
+    def run(actions):
+        if vc.extent_pair(u, 0)["use"]:
+            vc.pair_delete(u, 3109, 0, 3)
+        fill(u, 0, 1)
+        vc.extent_pair_create(u, 0, 3)
+        u.wait_job("vcxgen0")
+        state = {"pair": vc.GEN_DONE}
+        for a in actions:
+            if a[0] == "write":
+                write(a[1])
+            elif a[0] == "step" and state["pair"] in (vc.UNDER_XDIV, vc.UNDER_XCPL):
+                vc.step(u, "vcxdiv0" if state["pair"] == vc.UNDER_XDIV else "vcxcpl0", a[1])
+            elif a[0] == "split":
+                finish(state)
+                if state["pair"] == vc.XDIV_DONE:
+                    vc.extent_couple(u, 0, 3, paused=True)
+                    state["pair"] = vc.UNDER_XCPL
+                    finish(state)
+                state["at_split"] = tracks(u, 0)
+                state["extents"] = a[1]
+                vc.extent_split(u, 0, 3, a[1], paused=True)
+                state["pair"] = vc.UNDER_XDIV
+            elif a[0] == "couple":
+                finish(state)
+                if state["pair"] == vc.XDIV_DONE:
+                    vc.extent_couple(u, 0, 3, paused=True)
+                    state["pair"] = vc.UNDER_XCPL
+            elif a[0] == "finish":
+                finish(state)
+        finish(state)
+    run()

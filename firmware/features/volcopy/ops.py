@@ -165,12 +165,22 @@ def xpair_create(vc, cmd):
 
 def extent_split(vc, cmd):
     """3500: ExtentSplit(orig, copy, extents): UNDER EXTENT DIVISION (from GENERATION
-    COMPLETED only, I-9.3); the extent list is replaced; extent-division copy."""
+    COMPLETED only, I-9.3); the extent list is replaced; extent-division copy.
+    Not the text (GAP-E9-1): the differences still pending in D (tracks written while
+    the pair was split, outside the extents an ExtentCouple copied) fold into G first
+    (G |= D, D = 0), so this split's copy and copy-on-write cover them too: the split
+    image equals the original as of this request on every track of the extents."""
     paused = need_bool(cmd, "paused")
     i, s = checks.find(vc, T_XPAIR, cmd)
     ranges = checks.ranges(cmd, "extents", s["tracks"], "volume %d" % s["orig"])
     if s["state"] != GEN_DONE:
         raise Refused(wire.E_STATE, "ExtentSplit: the pair is %s; it needs GENERATION COMPLETED" % s["state"])
+    G = vc.bm[(T_XPAIR, i, "G")]
+    D = vc.bm[(T_XPAIR, i, "D")]
+    core.or_merge(G, D)
+    core.range_clear(D, 0, s["tracks"])
+    vc.dirty.add((T_XPAIR, i, "G"))
+    vc.dirty.add((T_XPAIR, i, "D"))
     s["state"] = UNDER_XDIV
     s["extents"] = [[a, b] for a, b in ranges]
     return _one(vc, T_XPAIR, i, s, _begin(s, "extent_division", i, ranges[0][0], paused))
