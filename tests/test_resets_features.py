@@ -1,6 +1,7 @@
 """Board resets in the middle of the feature jobs (issue 8): the board is killed with
 SIGKILL (`u.restart()`, or kill / look at the persisted SM / boot) while a sparing copy or
-feedback, a parity-unit build, add, delete or restoration, a volume-copy generation or
+feedback, a parity-unit build, add, delete or restoration (or a data unit between a write
+delta and its data write), a volume-copy generation or
 division, or a tape backup is part-way, and boots again from its persisted shared memory.  Every job goes on
 from the pointer it had saved (read from the board's sm.json before it boots) and
 finishes, and every write acknowledged before the kill reads back; a write in flight at
@@ -437,6 +438,48 @@ def test_parity_build_killed_at_a_random_moment_under_host_writes_keeps_data_and
     for c in churns:
         assert c.verify() == []
     assert hp.bad_blocks(pu, dus) == []
+
+
+@pytest.mark.parametrize("point,pending", [("before_delta", [10]), ("after_delta", [10]),
+                                           ("after_cache", [10, 11])])
+def test_parity_data_unit_killed_between_a_delta_and_its_data_write_leaves_parity_consistent(make_rig, point,
+                                                                                            pending):
+    """A DU killed with a host write part-way: its pending-delta record (saved before the
+    delta left) has the block recomputed at the next boot, whatever point it was at."""
+    rig, dus, pu = parity_rig(make_rig)
+    s1 = dus[0]
+    parity_fill(rig, dus)
+    pu.mgmt("parity_setup", block_length=BS, data_units=[1, 2, 3])
+    pu.wait_job("pbuild")
+    old = hp.area(s1)[10 * BS:12 * BS]
+    new = random.Random(11).randbytes(2 * BS)
+    applied = pu.table("parity_unit")["counters"]["deltas_applied"]
+    s1.mgmt("parity_hold", at=point)
+    errors = []
+
+    def write():
+        try:
+            hp.write_area(s1, 10, new)          # blocks 10 and 11: two deltas
+        except Exception as e:
+            errors.append(e)
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    s1.wait_for(lambda u: u.table("parity_unit")["held"] == "holding " + point, what="write held")
+    assert pu.table("parity_unit")["counters"]["deltas_applied"] - applied == {
+        "before_delta": 0, "after_delta": 1, "after_cache": 2}[point]
+    sm = kill_and_boot(s1)
+    t.join(30)
+    assert len(errors) == 1                     # never acknowledged
+    assert sm["parity"]["pending"] == pending   # the record was on the board before the delta left
+    s1.wait_for(lambda u: not (st := u.table("parity_unit"))["doubt"] and not st["pending"],
+                what="pending deltas reconciled")
+    assert s1.table("parity_unit")["counters"]["pending_reconciled"] == len(pending)
+    assert any("write deltas were pending at the reset" in w for w in s1.table("warnings"))
+    got = hp.area(s1)[10 * BS:12 * BS]
+    assert all(got[i * BS:(i + 1) * BS] in (old[i * BS:(i + 1) * BS], new[i * BS:(i + 1) * BS]) for i in (0, 1))
+    assert hp.bad_blocks(pu, dus) == []         # P[n] = the XOR of the units' blocks, every n
+    hp.write_area(s1, 10, new)                  # the unit writes on, with deltas
+    assert hp.area(s1)[10 * BS:12 * BS] == new and hp.bad_blocks(pu, dus) == []
 
 
 # ---- volume copy (seed 003 E7) and tape backup (E11) -----------------------------------------
