@@ -31,6 +31,11 @@ def unit_desc(drives=11, **sparing):
             "features": ["sparing"], "sparing": cfg}
 
 
+def vstart(v):
+    """The group block where a one-extent volume starts (SM keeps volumes as extents)."""
+    return v["extents"][0][3]
+
+
 def fill(u, h, vols):
     for v in vols:
         for lba in range(0, v["blocks"], 8):
@@ -193,7 +198,7 @@ def test_auto_sparing_with_a_journal_keeps_every_write_and_never_touches_the_fau
     assert s["stats"]["fed"] == sum(b.count("1") for b in bits.values())
     assert s["stats"]["fed"] + s["stats"]["discarded"] == len(recs)
     g = u.table("groups")[0]
-    touched = {locate(g, v["start"] + t * 4 + i)[0] for v in vols for t, c in enumerate(bits[v["id"]]) if c == "1"
+    touched = {locate(g, vstart(v) + t * 4 + i)[0] for v in vols for t, c in enumerate(bits[v["id"]]) if c == "1"
                for i in range(4)}
     written = {lba for d in (0, 1, 3, 4) for op, lba, _ in u.drives[d].accesses if op == "w"}
     assert written == touched
@@ -491,7 +496,7 @@ def test_reconstruct_copy_falls_back_reports_lost_data_and_spare_write_errors(ma
     lost, ok = [], 0
     for v in vols:
         for lba in range(v["blocks"]):
-            row, m, _ = locate(g, v["start"] + lba)
+            row, m, _ = locate(g, vstart(v) + lba)
             try:
                 ok += h.read(v["id"], lba) == 0
             except StatusError as e:
@@ -533,3 +538,74 @@ def test_the_sparing_demo_runs_clean_on_the_emulator():
     res = demo_sparing.run(board="emulator", console=Console(file=io.StringIO(), width=100))
     assert res["bad"] == 0 and res["faulty_writes"] == 0 and res["host_reads_faulty"] == 0
     assert res["sparing"]["phase"] == "done" and res["group"]["members"] == [0, 1, 4, 3]
+
+
+# ---- settings and attach ------------------------------------------------------------------
+
+BAD_SETTINGS = [
+    ({"mode": "sometimes"}, "mode must be one of"),
+    ({"tresholds": {}}, "unknown setting 'tresholds'"),
+    ({"thresholds": {"read_recoverable": 0}}, "read_recoverable must be an integer"),
+    ({"thresholds": {"read_soft": 3}}, "unknown setting 'read_soft'"),
+    ({"track_blocks": 0}, "track_blocks must be an integer"),
+    ({"copy": "mirror"}, "copy must be one of"),
+    ({"backup": "tape"}, "backup must be one of"),
+    ({"faulty_only": 1}, "faulty_only must be true or false"),
+    ({"work_volumes": [{"id": 10, "drive": 99, "tracks": 2}]}, "work volume 10: no drive 99"),
+    ({"work_volumes": [{"id": 10, "drive": 2, "tracks": 2}]}, "work volume 10: drive 2 belongs to group 0"),
+    ({"work_volumes": [{"id": 10, "drive": 9, "tracks": 17}]}, "exceed drive 9's 64 blocks"),
+    ({"work_volumes": [{"id": 1, "drive": 9, "tracks": 2}]}, "work volume 1: volume 1 exists"),
+    ({"work_volumes": [{"id": 10, "drive": 9, "tracks": 4}, {"id": 11, "drive": 9, "start": 8, "tracks": 4}]},
+     "work volumes 10 and 11 overlap on drive 9"),
+    ({"work_volumes": [{"id": 10, "drive": 9, "tracks": 2, "size": 3}]}, "unknown setting 'size'"),
+    ({"work_disks": [4]}, "work disk: drive 4 belongs to group 0"),
+    ({"work_disks": [9]}, "work disk 9 is listed twice or holds a work volume"),
+    ({"pairs": [{"primary": 4}]}, "secondary must be an integer"),
+]
+
+
+def test_bad_sparing_settings_are_refused_at_configure_and_change_nothing(make_rig):
+    import copy as _copy
+
+    rig = make_rig(rig_desc(unit_desc()))
+    u = rig.unit()
+    before = {t: u.table(t) for t in ("config", "groups", "volumes", "T4", "T6")}
+    for change, text in BAD_SETTINGS:
+        cfg = _copy.deepcopy(u.config)
+        cfg["sparing"].update(change)
+        with pytest.raises(StatusError) as e:
+            u.mgmt("configure", config=cfg, force=True)
+        assert e.value.status == wire.E_BAD_PARAM and text in str(e.value), (change, str(e.value))
+    cfg = _copy.deepcopy(u.config)    # a volume of two extents on the RAID5 group
+    cfg["volumes"] = [{"id": 0, "extents": [{"group": 0, "start": 0, "blocks": 8},
+                                            {"group": 0, "start": 100, "blocks": 8}]}]
+    with pytest.raises(StatusError) as e:
+        u.mgmt("configure", config=cfg, force=True)
+    assert "volume 0 is made of 2 extents" in str(e.value)
+    assert {t: u.table(t) for t in before} == before
+    assert u.table("warnings") == []
+
+
+def test_a_configure_during_a_sparing_stops_it_and_the_unit_spares_again(make_rig):
+    rig = make_rig(rig_desc(unit_desc(backup="journal", start_paused=True)))
+    u, h, vols, sp = started(rig)
+    h.write(0, 5, 2)                                 # diverted to the journal
+    assert u.table("T4")[0]["terminal"] == 1
+    w_spare = u.drives[4].counters["writes"]
+    u.mgmt("configure", config=u.config, force=True)  # the feature detaches and attaches anew
+    assert u.table("sparing") == [] and [w["terminal"] for w in u.table("T4")] == [0, 0]
+    assert u.table("groups")[0]["members"] == [0, 1, 2, 3] and u.table("iopath")["cache"] == ["sparing"]
+    with pytest.raises(StatusError) as e:            # the old copy job is gone, not just held
+        u.job("sparing0", "resume")
+    assert e.value.status == wire.E_BAD_PARAM
+    fill(u, h, vols)
+    assert u.drives[4].counters["writes"] == w_spare  # nothing of the old sparing ran on
+    r = u.mgmt("sparing", action="start", drive=2)   # a new sparing, with a new stand-in
+    assert r == {"group": 0, "drive": 2, "spare": 4}
+    h.write(1, 0, 4)
+    assert u.table("journal")[1]["records"] != []
+    u.drives[2].accesses = []
+    assert verify(u, h, vols) == 0 and u.drives[2].accesses == []
+    finish(u)
+    assert u.table("groups")[0]["members"] == [0, 1, 4, 3]
+    assert verify(u, h, vols) == 0
