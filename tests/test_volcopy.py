@@ -437,7 +437,7 @@ def test_bad_settings_are_refused_at_configure_and_change_nothing(make_rig, chan
     bad = dict(config, volcopy=dict(config["volcopy"], **change))
     with pytest.raises(StatusError) as e:
         u.mgmt("configure", config=bad, force=True)
-    assert e.value.status == wire.E_BAD_PARAM and "volcopy: " + words in str(e.value)
+    assert e.value.status == wire.E_BAD_PARAM and "(volcopy: " + words in str(e.value)
     assert u.table("config") == config and u.table("volcopy") == before
     assert u.table("warnings") == []
     with pytest.raises(StatusError) as e:

@@ -66,9 +66,9 @@ CANCELLED = "cancelled"
 
 def settings(cfg):
     """cfg["volcopy"] checked in full -> {setting: value} (raises args.Refused)."""
+    given = need_table(cfg, "volcopy")
+    only_keys(given, list(DEFAULTS) + ["split_during_generation"], "volcopy")
     try:
-        given = need_table(cfg, "volcopy")
-        only_keys(given, list(DEFAULTS) + ["split_during_generation"], "volcopy")
         out = {}
         for k in DEFAULTS:
             out[k] = need_int(given, k, 1, DEFAULTS[k][1], DEFAULTS[k][0])
