@@ -452,6 +452,7 @@ def test_a_reconfiguration_stops_the_copies_and_starts_the_tables_afresh(make_ri
     u.mgmt("configure", config=dict(config, volcopy={"track_blocks": 2}), force=True)
     assert u.job("vcgen0")["state"] == "cancelled"
     assert vc.pair(u, 0) == {"slot": 0, "use": 0} and vc.track_blocks(u) == 2
+    assert u.table("iopath")["before_cache"] == ["volcopy"]     # the old stage went with the old tables
     fill(u, 0, 1)
     vc.pair_create(u, 0, 1)                                    # the new tables work
     assert u.wait_job("vcgen0")["copied"] == VOL_BLOCKS // 2
