@@ -417,10 +417,11 @@ def test_two_groups_share_one_work_volume_or_work_disk_as_fig_20(make_rig, backu
     wl = [Workload(h, v["id"], v["blocks"], seed=v["id"]) for v in vols]
     for i in range(40):
         wl[i % 2].step()
-    if backup == "journal":
+    if backup == "journal":     # an unused W-VOL was left: no sharing yet (E4 shares the last)
         t4 = u.table("T4")
-        assert t4[0]["primaries"] == [1, 4] and t4[1]["primaries"] == []           # Fig 20A
-        assert {r["volume"] for r in u.table("journal")[0]["records"]} == {1, 4}
+        assert t4[0]["primaries"] == [1] and t4[1]["primaries"] == [4]
+        j = u.table("journal")
+        assert {r["volume"] for r in j[0]["records"]} == {1} and {r["volume"] for r in j[1]["records"]} == {4}
     else:
         t6 = u.table("T6")
         assert t6[0]["mains"] == [1, 2, 3, 4, 5, 6, 7, 8] and t6[1]["status"] == "UNUSED"   # Fig 20B
@@ -428,8 +429,8 @@ def test_two_groups_share_one_work_volume_or_work_disk_as_fig_20(make_rig, backu
     u.wait_for(lambda x: x.table("sparing")[0]["phase"] == "done", what="group 0 done")
     for i in range(20):
         wl[i % 2].step()
-    if backup == "journal":     # the W-VOL stays in use for the other group
-        assert u.table("T4")[0]["primaries"] == [4]
+    if backup == "journal":     # group 0's W-VOL is released, group 1's stays in use
+        assert [w["primaries"] for w in u.table("T4")] == [[], [4]]
     else:
         assert u.table("T6")[0]["mains"] == [5, 6, 7, 8]
     u.job("sparing1", "resume")
@@ -437,6 +438,58 @@ def test_two_groups_share_one_work_volume_or_work_disk_as_fig_20(make_rig, backu
     assert [u.drives[4].counters["writes"], u.drives[8].counters["writes"]] == w0
     assert [g["members"] for g in u.table("groups")] == [[1, 2, 3, 9], [5, 6, 7, 10]]
     assert verify(u, h, vols, wl) == 0
+
+
+def fig20_unit(share=True):
+    """Group 1 = disks 1-4 with volumes 1-3 and spare 9, group 2 = disks 5-8 with volume 4
+    and spare 10, W-VOLs 10, 11, 12 on drive 11 (the seed's Figs 11 and 20A)."""
+    cfg = {"mode": "manual", "backup": "journal", "share": share, "track_blocks": 4,
+           "work_volumes": [{"id": 10 + i, "drive": 11, "start": 16 * i, "tracks": 4} for i in range(3)]}
+    return {"name": "u0", "drives": 12, "drive_blocks": 64, "backing": "memory",
+            "group": [{"id": 1, "level": 5, "members": [1, 2, 3, 4], "chunk": 4, "spares": [9], "auto_rebuild": False},
+                      {"id": 2, "level": 5, "members": [5, 6, 7, 8], "chunk": 4, "spares": [10],
+                       "auto_rebuild": False}],
+            "volume": [{"id": i, "group": 1, "start": 64 * (i - 1), "blocks": 64} for i in (1, 2, 3)]
+            + [{"id": 4, "group": 2, "blocks": 64}],
+            "features": ["sparing"], "sparing": cfg}
+
+
+def test_a_work_volume_is_shared_only_when_no_unused_one_is_left_as_fig_20a(make_rig):
+    rig = make_rig(rig_desc(fig20_unit()))
+    u, h = rig.unit(), rig.host()
+    vols = u.table("volumes")
+    fill(u, h, vols)
+    assert u.mgmt("sparing", action="start", drive=4, paused=True)["group"] == 1
+    assert [(w["wvol"], w["primaries"]) for w in u.table("T4")] == [(10, [1]), (11, [2]), (12, [3])]   # Fig 11B
+    assert u.mgmt("sparing", action="start", drive=8, paused=True)["group"] == 2
+    # no unused W-VOL is left: volume 4 shares the first one in use with space
+    assert [(w["wvol"], w["primaries"]) for w in u.table("T4")] == [(10, [1, 4]), (11, [2]), (12, [3])]   # Fig 20A
+    assert {s["group"]: s["backup"] for s in u.table("sparing")} == {1: "journal", 2: "journal"}
+    h.write(1, 0, 2)
+    h.write(4, 8, 1)
+    h.write(2, 4, 1)
+    j = {w["wvol"]: w["records"] for w in u.table("journal")}
+    assert j[10] == [{"jaddr": 1, "volume": 1, "address": 1}, {"jaddr": 2, "volume": 4, "address": 3}]
+    assert j[11] == [{"jaddr": 1, "volume": 2, "address": 2}] and j[12] == []
+    assert verify(u, h, vols) == 0
+    u.job("sparing1", "resume")
+    u.wait_for(lambda x: [s for s in x.table("sparing") if s["group"] == 1 and s["phase"] == "done"],
+               what="group 1 done")
+    assert [w["primaries"] for w in u.table("T4")] == [[4], [], []]   # #10 stays in use for volume 4
+    h.write(4, 20, 1)
+    assert u.table("journal")[0]["records"][-1]["volume"] == 4
+    u.job("sparing2", "resume")
+    u.wait_for(lambda x: all(s["phase"] == "done" for s in x.table("sparing")), what="both done")
+    assert [(w["primaries"], w["terminal"]) for w in u.table("T4")] == [([], 0)] * 3
+    assert [g["members"] for g in u.table("groups")] == [[1, 2, 3, 9], [5, 6, 7, 10]]
+    assert verify(u, h, vols) == 0
+    # without share no W-VOL is left for volume 4: group 2 spares without a backup area
+    rig2 = make_rig(rig_desc(fig20_unit(share=False)))
+    u = rig2.unit()
+    u.mgmt("sparing", action="start", drive=4, paused=True)
+    u.mgmt("sparing", action="start", drive=8, paused=True)
+    assert [w["primaries"] for w in u.table("T4")] == [[1], [2], [3]]
+    assert {s["group"]: s["backup"] for s in u.table("sparing")} == {1: "journal", 2: "none"}
 
 
 # ---- E5/E6: only the faulty drive's blocks diverted ---------------------------------------------

@@ -64,15 +64,11 @@ class JournalArea(TrackBits):
         """S73/S74: the first unused W-VOL in number order; when none is left, with share
         (E4, Fig 20A) the first in use with space, else one this sparing holds with space."""
         wv = self.mgr.wvols
-        if self.mgr.cfg.share:
-            for w in wv:
-                if w["primaries"] and w["terminal"] < w["capacity"]:
-                    return w
         for w in wv:
             if not w["primaries"] and w["terminal"] < w["capacity"]:
                 return w
         for w in wv:
-            if w["terminal"] < w["capacity"] and w in self.mine:
+            if w["terminal"] < w["capacity"] and (w in self.mine or (self.mgr.cfg.share and w["primaries"])):
                 return w
         return None
 
