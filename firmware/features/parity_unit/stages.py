@@ -73,10 +73,15 @@ async def hold(pu, point):
 async def delta(u, v, lba, count, data, pu=None):
     st = pu.st
     bs = u.bs
+    todo = [t for t in touched(pu, v, lba, count) if needs_delta(pu, t[0])]
+    if not todo:
+        return None
+    mine = [t[0] for t in todo]
+    st["pending"].extend(mine)
+    pu.save()                      # the records are on the board before a delta leaves
+    await hold(pu, "before_delta")
     sent = []
-    for n, i, off, k in touched(pu, v, lba, count):
-        if not needs_delta(pu, n):
-            continue
+    for n, i, off, k in todo:
         f = pu.fbuf
         x = f[HL:HL + pu.L]
         x[:] = pu.zeros
@@ -84,12 +89,9 @@ async def delta(u, v, lba, count, data, pu=None):
         for j in range(k):
             s = await store.read_vol(u, v, lba + i + j, 1, old)                     # S6001
             if s not in GOOD:
-                return fail(pu, sent, s)
+                return fail(pu, mine, sent, s)
             a = (off + j) * bs
             core.xor_into(x[a:a + bs], [old, data[(i + j) * bs:(i + j + 1) * bs]])  # S6002
-        st["pending"].append(n)
-        pu.save()                      # the record is on the board before the delta leaves
-        await hold(pu, "before_delta")
         r0 = pu.pu_resets
         s, off_flag = await exchange.send_block(pu, st["pu_peer"], n, st["pu"], wire.PB_HOST,
                                                 wire.PB_OP_NONE, f)                  # S6003
@@ -99,21 +101,20 @@ async def delta(u, v, lba, count, data, pu=None):
             # a reset and again after: P[n] is in doubt
             doubt(pu, [n])
         if s != wire.OK:
-            return fail(pu, sent, s)
+            return fail(pu, mine, sent, s)
         pu.cnt["deltas_sent"] += 1
         if off_flag and st["op"] == "random":
             st["op"] = None
             u.sm.dirty = True
         await hold(pu, "after_delta")
-    if sent:
-        pu.inflight[id(data)] = sent   # this request's records, dropped once Dnew is stored
+    pu.inflight[id(data)] = mine   # this request's records, dropped once Dnew is stored
     return None
 
 
-def fail(pu, sent, s):
+def fail(pu, mine, sent, s):
     """The write ends without storing Dnew: the deltas it sent are in parity for data
     that never arrived; those blocks are recomputed."""
-    done(pu, sent)
+    done(pu, mine)
     if sent:
         doubt(pu, sent)
     return s
