@@ -16,6 +16,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string.h>
+
 #include "core.h"
 
 typedef uint8_t u8;
@@ -25,9 +27,19 @@ typedef uint8_t u8;
 /* xor_into sources held on the stack; more take the heap. */
 #define NSRC_STACK 16
 
+/* Shared checkers are inlined into each entry point, where the arguments that tell
+ * the operations apart are constants: no more work per call than written out. */
+#define INLINE static inline __attribute__((always_inline))
+
 static int get(PyObject *o, Py_buffer *v, int writable)
 {
     return PyObject_GetBuffer(o, v, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE);
+}
+
+static void release(Py_buffer *v, Py_ssize_t nb)
+{
+    while (nb > 0)
+        PyBuffer_Release(&v[--nb]);
 }
 
 static int nargs_ok(const char *name, Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi)
@@ -36,6 +48,22 @@ static int nargs_ok(const char *name, Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi
         return 1;
     PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd arguments (%zd given)", name, lo, hi, n);
     return 0;
+}
+
+/* Exactly strlen(wr) arguments, all buffers, taken in order: a[k] writable where
+ * wr[k] is 'w', read-only where it is 'r'.  On failure none is held. */
+INLINE int take(const char *name, PyObject *const *a, Py_ssize_t n, const char *wr, Py_buffer *v)
+{
+    Py_ssize_t nb = (Py_ssize_t)strlen(wr);
+    if (!nargs_ok(name, n, nb, nb))
+        return 0;
+    for (Py_ssize_t k = 0; k < nb; k++) {
+        if (get(a[k], &v[k], wr[k] == 'w') < 0) {
+            release(v, k);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static int index_arg(PyObject *o, Py_ssize_t *out)
@@ -53,6 +81,20 @@ static int same_len(const char *what, Py_ssize_t a, Py_ssize_t b)
         return 1;
     PyErr_Format(PyExc_ValueError, "%s: length mismatch (%zd != %zd)", what, a, b);
     return 0;
+}
+
+/* A bitmap and lo - 1 to hi - 1 integers after it, which go to ix[] (those not
+ * given keep the caller's defaults there): the integers first, then the buffer. */
+INLINE int take_bm(const char *name, PyObject *const *a, Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi,
+                   Py_ssize_t *ix, int writable, Py_buffer *b)
+{
+    if (!nargs_ok(name, n, lo, hi))
+        return 0;
+    for (Py_ssize_t k = 1; k < n; k++) {
+        if (!index_arg(a[k], &ix[k - 1]))
+            return 0;
+    }
+    return get(a[0], b, writable) == 0;
 }
 
 /* _span() of firmware/core/__init__.py */
@@ -76,6 +118,27 @@ static int bit_ok(const char *what, Py_ssize_t nbytes, Py_ssize_t i)
     }
     return 1;
 }
+
+/* Runs call, with the GIL released when len is NOGIL_MIN or more. */
+#define RUN(len, call)                    \
+    do {                                  \
+        if ((len) >= NOGIL_MIN) {         \
+            Py_BEGIN_ALLOW_THREADS        \
+            call;                         \
+            Py_END_ALLOW_THREADS          \
+        } else {                          \
+            call;                         \
+        }                                 \
+    } while (0)
+
+/* The entry point f_<name>: hands its name and arguments to a checker shared by
+ * several operations, with what tells them apart. */
+#define ENTRY(name, checker, ...)                                           \
+    static PyObject *f_##name(PyObject *m, PyObject *const *a, Py_ssize_t n) \
+    {                                                                       \
+        (void)m;                                                            \
+        return checker(#name, a, n, __VA_ARGS__);                           \
+    }
 
 /* ---- XOR and parity ---- */
 
@@ -115,17 +178,10 @@ static PyObject *f_xor_into(PyObject *m, PyObject *const *a, Py_ssize_t n)
         }
         ps[got] = vs[got].buf;
     }
-    if (dst.len >= NOGIL_MIN) {
-        Py_BEGIN_ALLOW_THREADS
-        sc_xor_into(dst.buf, ps, (size_t)ns, (size_t)dst.len);
-        Py_END_ALLOW_THREADS
-    } else {
-        sc_xor_into(dst.buf, ps, (size_t)ns, (size_t)dst.len);
-    }
+    RUN(dst.len, sc_xor_into(dst.buf, ps, (size_t)ns, (size_t)dst.len));
     ret = Py_NewRef(Py_None);
 out:
-    while (got > 0)
-        PyBuffer_Release(&vs[--got]);
+    release(vs, got);
     PyBuffer_Release(&dst);
     if (vs != vs_stack)
         PyMem_Free(vs);
@@ -136,118 +192,55 @@ out_seq:
     return ret;
 }
 
-/* dst op= src over equal lengths: xor_acc, or_merge, and_not, copy */
-static PyObject *two(const char *name, PyObject *const *a, Py_ssize_t n,
-                     void (*fn)(u8 *, const u8 *, size_t))
+/* dst op= the sources, all of dst's length: one source (f1: xor_acc, or_merge,
+ * and_not, copy) or two (f2: parity_update). */
+INLINE PyObject *bytewise(const char *name, PyObject *const *a, Py_ssize_t n,
+                          void (*f1)(u8 *, const u8 *, size_t),
+                          void (*f2)(u8 *, const u8 *, const u8 *, size_t))
 {
-    if (!nargs_ok(name, n, 2, 2))
+    Py_buffer v[3];
+    const char *wr = f1 ? "wr" : "wrr";
+    Py_ssize_t nb = (Py_ssize_t)strlen(wr);
+    if (!take(name, a, n, wr, v))
         return NULL;
-    Py_buffer d, s;
-    if (get(a[0], &d, 1) < 0)
-        return NULL;
-    if (get(a[1], &s, 0) < 0) {
-        PyBuffer_Release(&d);
-        return NULL;
-    }
     PyObject *ret = NULL;
-    if (same_len(name, d.len, s.len)) {
-        if (d.len >= NOGIL_MIN) {
-            Py_BEGIN_ALLOW_THREADS
-            fn(d.buf, s.buf, (size_t)d.len);
-            Py_END_ALLOW_THREADS
-        } else {
-            fn(d.buf, s.buf, (size_t)d.len);
-        }
+    Py_ssize_t k = 1;
+    while (k < nb && same_len(name, v[0].len, v[k].len))
+        k++;
+    if (k == nb) {
+        size_t len = (size_t)v[0].len;
+        if (f1)
+            RUN(v[0].len, f1(v[0].buf, v[1].buf, len));
+        else
+            RUN(v[0].len, f2(v[0].buf, v[1].buf, v[2].buf, len));
         ret = Py_NewRef(Py_None);
     }
-    PyBuffer_Release(&s);
-    PyBuffer_Release(&d);
+    release(v, nb);
     return ret;
 }
 
-static PyObject *f_xor_acc(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return two("xor_acc", a, n, sc_xor_acc);
-}
-
-static PyObject *f_or_merge(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return two("or_merge", a, n, sc_or_merge);
-}
-
-static PyObject *f_and_not(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return two("and_not", a, n, sc_and_not);
-}
-
-static PyObject *f_copy(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return two("copy", a, n, sc_copy);
-}
-
-static PyObject *f_parity_update(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    if (!nargs_ok("parity_update", n, 3, 3))
-        return NULL;
-    Py_buffer p, o, w;
-    if (get(a[0], &p, 1) < 0)
-        return NULL;
-    if (get(a[1], &o, 0) < 0) {
-        PyBuffer_Release(&p);
-        return NULL;
-    }
-    if (get(a[2], &w, 0) < 0) {
-        PyBuffer_Release(&o);
-        PyBuffer_Release(&p);
-        return NULL;
-    }
-    PyObject *ret = NULL;
-    if (same_len("parity_update", p.len, o.len) && same_len("parity_update", p.len, w.len)) {
-        if (p.len >= NOGIL_MIN) {
-            Py_BEGIN_ALLOW_THREADS
-            sc_parity_update(p.buf, o.buf, w.buf, (size_t)p.len);
-            Py_END_ALLOW_THREADS
-        } else {
-            sc_parity_update(p.buf, o.buf, w.buf, (size_t)p.len);
-        }
-        ret = Py_NewRef(Py_None);
-    }
-    PyBuffer_Release(&w);
-    PyBuffer_Release(&o);
-    PyBuffer_Release(&p);
-    return ret;
-}
+ENTRY(xor_acc, bytewise, sc_xor_acc, NULL)
+ENTRY(or_merge, bytewise, sc_or_merge, NULL)
+ENTRY(and_not, bytewise, sc_and_not, NULL)
+ENTRY(copy, bytewise, sc_copy, NULL)
+ENTRY(parity_update, bytewise, NULL, sc_parity_update)
 
 static PyObject *f_equal(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (!nargs_ok("equal", n, 2, 2))
+    Py_buffer v[2];
+    if (!take("equal", a, n, "rr", v))
         return NULL;
-    Py_buffer x, y;
-    if (get(a[0], &x, 0) < 0)
-        return NULL;
-    if (get(a[1], &y, 0) < 0) {
-        PyBuffer_Release(&x);
-        return NULL;
-    }
-    int r = x.len == y.len && sc_equal(x.buf, y.buf, (size_t)x.len);
-    PyBuffer_Release(&y);
-    PyBuffer_Release(&x);
+    int r = v[0].len == v[1].len && sc_equal(v[0].buf, v[1].buf, (size_t)v[0].len);
+    release(v, 2);
     return PyBool_FromLong(r);
 }
 
 static PyObject *f_is_zero(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (!nargs_ok("is_zero", n, 1, 1))
-        return NULL;
     Py_buffer x;
-    if (get(a[0], &x, 0) < 0)
+    if (!take("is_zero", a, n, "r", &x))
         return NULL;
     int r = sc_is_zero(x.buf, (size_t)x.len);
     PyBuffer_Release(&x);
@@ -256,16 +249,12 @@ static PyObject *f_is_zero(PyObject *m, PyObject *const *a, Py_ssize_t n)
 
 /* ---- bitmaps ---- */
 
-/* bm and one bit index: bit_set / bit_clear / bit_test */
+/* bm and one bit index: bit_set (op 0) / bit_clear (1) / bit_test (2) */
 static PyObject *bit1(const char *name, PyObject *const *a, Py_ssize_t n, int op)
 {
-    if (!nargs_ok(name, n, 2, 2))
-        return NULL;
     Py_ssize_t i;
-    if (!index_arg(a[1], &i))
-        return NULL;
     Py_buffer b;
-    if (get(a[0], &b, op != 2) < 0)
+    if (!take_bm(name, a, n, 2, 2, &i, op != 2, &b))
         return NULL;
     PyObject *ret = NULL;
     if (bit_ok(name, b.len, i)) {
@@ -285,70 +274,38 @@ static PyObject *bit1(const char *name, PyObject *const *a, Py_ssize_t n, int op
     return ret;
 }
 
-static PyObject *f_bit_set(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return bit1("bit_set", a, n, 0);
-}
-
-static PyObject *f_bit_clear(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return bit1("bit_clear", a, n, 1);
-}
-
-static PyObject *f_bit_test(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return bit1("bit_test", a, n, 2);
-}
+ENTRY(bit_set, bit1, 0)
+ENTRY(bit_clear, bit1, 1)
+ENTRY(bit_test, bit1, 2)
 
 static PyObject *range(const char *name, PyObject *const *a, Py_ssize_t n, void (*fn)(u8 *, size_t, size_t))
 {
-    if (!nargs_ok(name, n, 3, 3))
-        return NULL;
-    Py_ssize_t start, count;
-    if (!index_arg(a[1], &start) || !index_arg(a[2], &count))
-        return NULL;
+    Py_ssize_t ix[2]; /* start, count */
     Py_buffer b;
-    if (get(a[0], &b, 1) < 0)
+    if (!take_bm(name, a, n, 3, 3, ix, 1, &b))
         return NULL;
     PyObject *ret = NULL;
-    if (span_ok(name, b.len, start, count)) {
-        fn(b.buf, (size_t)start, (size_t)count);
+    if (span_ok(name, b.len, ix[0], ix[1])) {
+        fn(b.buf, (size_t)ix[0], (size_t)ix[1]);
         ret = Py_NewRef(Py_None);
     }
     PyBuffer_Release(&b);
     return ret;
 }
 
-static PyObject *f_range_set(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return range("range_set", a, n, sc_range_set);
-}
-
-static PyObject *f_range_clear(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return range("range_clear", a, n, sc_range_clear);
-}
+ENTRY(range_set, range, sc_range_set)
+ENTRY(range_clear, range, sc_range_clear)
 
 /* count(bm, start=0, end=-1) */
 static PyObject *f_count(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (!nargs_ok("count", n, 1, 3))
-        return NULL;
-    Py_ssize_t start = 0, end = -1;
-    if ((n > 1 && !index_arg(a[1], &start)) || (n > 2 && !index_arg(a[2], &end)))
-        return NULL;
+    Py_ssize_t ix[2] = {0, -1};
     Py_buffer b;
-    if (get(a[0], &b, 0) < 0)
+    if (!take_bm("count", a, n, 1, 3, ix, 0, &b))
         return NULL;
+    Py_ssize_t start = ix[0], end = ix[1] < 0 ? b.len * 8 : ix[1];
     PyObject *ret = NULL;
-    if (end < 0)
-        end = b.len * 8;
     if (span_ok("count", b.len, start, end - start))
         ret = PyLong_FromSize_t(sc_count(b.buf, (size_t)start, (size_t)end));
     PyBuffer_Release(&b);
@@ -359,17 +316,12 @@ static PyObject *f_count(PyObject *m, PyObject *const *a, Py_ssize_t n)
 static PyObject *next(const char *name, PyObject *const *a, Py_ssize_t n,
                       int64_t (*fn)(const u8 *, size_t, size_t))
 {
-    if (!nargs_ok(name, n, 2, 3))
-        return NULL;
-    Py_ssize_t pos, nbits = -1;
-    if (!index_arg(a[1], &pos) || (n > 2 && !index_arg(a[2], &nbits)))
-        return NULL;
+    Py_ssize_t ix[2] = {0, -1};
     Py_buffer b;
-    if (get(a[0], &b, 0) < 0)
+    if (!take_bm(name, a, n, 2, 3, ix, 0, &b))
         return NULL;
+    Py_ssize_t pos = ix[0], nbits = ix[1] < 0 ? b.len * 8 : ix[1];
     PyObject *ret = NULL;
-    if (nbits < 0)
-        nbits = b.len * 8;
     if (!span_ok(name, b.len, 0, nbits))
         goto out;
     if (pos < 0) {
@@ -382,57 +334,34 @@ out:
     return ret;
 }
 
-static PyObject *f_next_set(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return next("next_set", a, n, sc_next_set);
-}
-
-static PyObject *f_next_clear(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    return next("next_clear", a, n, sc_next_clear);
-}
+ENTRY(next_set, next, sc_next_set)
+ENTRY(next_clear, next, sc_next_clear)
 
 /* ---- COBS ---- */
 
 static PyObject *f_cobs_encode(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (!nargs_ok("cobs_encode", n, 2, 2))
+    Py_buffer v[2]; /* src, dst */
+    if (!take("cobs_encode", a, n, "rw", v))
         return NULL;
-    Py_buffer s, d;
-    if (get(a[0], &s, 0) < 0)
-        return NULL;
-    if (get(a[1], &d, 1) < 0) {
-        PyBuffer_Release(&s);
-        return NULL;
-    }
     PyObject *ret = NULL;
-    if (d.len < s.len + s.len / 254 + 1)
+    if (v[1].len < v[0].len + v[0].len / 254 + 1)
         PyErr_SetString(PyExc_ValueError, "cobs_encode: destination too small");
     else
-        ret = PyLong_FromLongLong(sc_cobs_encode(s.buf, (size_t)s.len, d.buf));
-    PyBuffer_Release(&d);
-    PyBuffer_Release(&s);
+        ret = PyLong_FromLongLong(sc_cobs_encode(v[0].buf, (size_t)v[0].len, v[1].buf));
+    release(v, 2);
     return ret;
 }
 
 static PyObject *f_cobs_decode(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    if (!nargs_ok("cobs_decode", n, 2, 2))
+    Py_buffer v[2]; /* src, dst */
+    if (!take("cobs_decode", a, n, "rw", v))
         return NULL;
-    Py_buffer s, d;
-    if (get(a[0], &s, 0) < 0)
-        return NULL;
-    if (get(a[1], &d, 1) < 0) {
-        PyBuffer_Release(&s);
-        return NULL;
-    }
-    PyObject *ret = PyLong_FromLongLong(sc_cobs_decode(s.buf, (size_t)s.len, d.buf, (size_t)d.len));
-    PyBuffer_Release(&d);
-    PyBuffer_Release(&s);
+    PyObject *ret = PyLong_FromLongLong(sc_cobs_decode(v[0].buf, (size_t)v[0].len, v[1].buf, (size_t)v[1].len));
+    release(v, 2);
     return ret;
 }
 
