@@ -58,7 +58,8 @@ INLINE void st(u8 *p, uint64_t w)
 
 /* ---- XOR kernels: d = a ^ b ^ ..., or d ^= a ^ ...; no overlap ----
  * Whole words first (vectorised, unrolled: several vectors in flight),
- * then the 0..7 byte tail. */
+ * then the 0..7 byte tail.  One kernel per source count on purpose: with
+ * the sources fixed each vectorises to one pass, a loop over sources does not. */
 
 #define WORDS(n) for (size_t w = 0, nw_ = (n) >> 3; w < nw_; w++)
 #define TAIL(n) for (size_t i = (n) & ~(size_t)7; i < (n); i++)
@@ -148,38 +149,24 @@ static void xor_bytes(u8 *dst, const u8 *const *s, size_t nsrc, size_t from, siz
  * Below this, normal stores win: dst is often still cached when reused. */
 #define XOR_STREAM_MIN ((size_t)4 << 20)
 
-/* n is a multiple of the vector size and d is aligned to it; s[] any alignment. */
-__attribute__((target("avx512f")))
-static void stream_avx512(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
-{
-    for (size_t i = 0; i < n; i += 64) {
-        __m512i x = _mm512_loadu_si512((const void *)(s[0] + i));
-        for (size_t k = 1; k < nsrc; k++)
-            x = _mm512_xor_si512(x, _mm512_loadu_si512((const void *)(s[k] + i)));
-        _mm512_stream_si512((void *)(d + i), x);
+/* n is a multiple of the vector size W and d is aligned to it; s[] any alignment.
+ * One loop, built per instruction set: V the vector type, then its intrinsics. */
+#define STREAM_KERNEL(name, isa, V, W, loadu, xor, stream)                   \
+    isa static void name(u8 *d, const u8 *const *s, size_t nsrc, size_t n) \
+    {                                                                       \
+        for (size_t i = 0; i < n; i += W) {                                 \
+            V x = loadu((const V *)(s[0] + i));                             \
+            for (size_t k = 1; k < nsrc; k++)                               \
+                x = xor(x, loadu((const V *)(s[k] + i)));                   \
+            stream((V *)(d + i), x);                                        \
+        }                                                                   \
     }
-}
 
-__attribute__((target("avx2")))
-static void stream_avx2(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
-{
-    for (size_t i = 0; i < n; i += 32) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(s[0] + i));
-        for (size_t k = 1; k < nsrc; k++)
-            x = _mm256_xor_si256(x, _mm256_loadu_si256((const __m256i *)(s[k] + i)));
-        _mm256_stream_si256((__m256i *)(d + i), x);
-    }
-}
-
-static void stream_sse2(u8 *d, const u8 *const *s, size_t nsrc, size_t n)
-{
-    for (size_t i = 0; i < n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(s[0] + i));
-        for (size_t k = 1; k < nsrc; k++)
-            x = _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)(s[k] + i)));
-        _mm_stream_si128((__m128i *)(d + i), x);
-    }
-}
+STREAM_KERNEL(stream_avx512, __attribute__((target("avx512f"))), __m512i, 64, _mm512_loadu_si512,
+              _mm512_xor_si512, _mm512_stream_si512)
+STREAM_KERNEL(stream_avx2, __attribute__((target("avx2"))), __m256i, 32, _mm256_loadu_si256,
+              _mm256_xor_si256, _mm256_stream_si256)
+STREAM_KERNEL(stream_sse2, , __m128i, 16, _mm_loadu_si128, _mm_xor_si128, _mm_stream_si128)
 
 /* One pass, nsrc <= 5: bytes up to a 64-byte boundary of dst, the streamed
  * body, the tail bytes. */
