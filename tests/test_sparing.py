@@ -238,6 +238,55 @@ def test_journal_overflow_writes_the_primary_with_bit_0_and_can_switch_work_volu
     assert verify(u, h, vols) == 0 and [w["terminal"] for w in u.table("T4")] == [0, 0, 0]
 
 
+# ---- the backup area: E1, then E2, then E3 -------------------------------------------------
+
+def area_rig(unused_group=True, wvols=True, wdisks=True):
+    """unit_desc with backup "auto" and the areas asked for: group 1 unused (E1), W-VOLs
+    10 and 11 on drive 9 (E2), work disk 10 (E3)."""
+    unit = unit_desc(mode="manual", backup="auto")
+    if not unused_group:
+        unit["group"] = unit["group"][:1]
+    if not wvols:
+        unit["sparing"]["work_volumes"] = []
+    if not wdisks:
+        unit["sparing"]["work_disks"] = []
+    return rig_desc(unit)
+
+
+@pytest.mark.parametrize("have,picked", [
+    ((True, True, True), "group"), ((False, True, True), "journal"), ((False, False, True), "workdisk"),
+    ((False, False, False), "none"), ((True, False, False), "group"), ((False, True, False), "journal")])
+def test_the_backup_area_is_the_first_available_of_unused_group_journal_work_disk(make_rig, have, picked):
+    rig = make_rig(area_rig(*have))
+    u, h = rig.unit(), rig.host()
+    vols = u.table("volumes")
+    fill(u, h, vols)
+    w0 = u.drives[2].counters["writes"]
+    u.mgmt("sparing", action="start", drive=2, paused=True)
+    assert u.table("sparing")[0]["backup"] == picked
+    h.write(0, 5, 2)
+    h.write(1, 40, 3)
+    if picked == "group":
+        first = 12 if have[1] else 2     # the next free volume numbers (after W-VOLs 10, 11)
+        assert [r["secondary"] for r in u.table("T2")] == [first, first + 1]
+    if picked != "journal":
+        assert all(w["primaries"] == [] for w in u.table("T4"))
+    if picked == "journal":
+        assert [w["primaries"] for w in u.table("T4")] == [[0], [1]] and u.table("journal")[0]["records"]
+    if picked == "workdisk":
+        assert u.table("T6")[0]["status"] == "IN USE" and len(u.table("T7")["rows"]) == 2
+    else:
+        assert all(w["status"] == "UNUSED" for w in u.table("T6")) and u.table("T7")["rows"] == []
+    diverted = u.table("sparing")[0]["stats"]["diverted"]
+    assert diverted == (0 if picked == "none" else 2)
+    if picked == "none":
+        assert any("no free backup area (group, journal, workdisk)" in w for w in u.table("warnings"))
+    assert verify(u, h, vols) == 0
+    finish(u)
+    assert u.drives[2].counters["writes"] == w0
+    assert verify(u, h, vols) == 0
+
+
 # ---- E1: an unused RAID group (Figs 2, 3) ---------------------------------------------------
 
 def fig2_unit(**sparing):

@@ -4,8 +4,8 @@
 #   mode "auto" (Fig 6) | "manual" (Fig 7); judgement "per-type" | "combined" (+
 #   combined_threshold); thresholds {read_recoverable, write_recoverable,
 #   read_unrecoverable, write_unrecoverable}; track_blocks; copy "direct" | "reconstruct"
-#   (Fig 26); backup "none" | "group" (E1) | "journal" (E2) | "workdisk" (E3);
-#   faulty_only (E5); share (E4);
+#   (Fig 26); backup "none" | "auto" (E1, then E2, then E3: the first available) |
+#   "group" (E1) | "journal" (E2) | "workdisk" (E3); faulty_only (E5); share (E4);
 #   switch_work_volume; work_volumes [{id, drive, start, tracks}]; work_disks [drive, ...];
 #   pairs [{primary, secondary, status}] (other T2 rows, shown as they are);
 #   start_paused, feedback_paused (the jobs start held: the host steps them).
@@ -16,8 +16,8 @@ from firmware.args import Refused, is_int, need_bool, need_choice, need_int, nee
 TYPES = ("read_recoverable", "read_unrecoverable", "write_recoverable", "write_unrecoverable")
 DEFAULT_TH = {"read_recoverable": 16, "write_recoverable": 16,
               "read_unrecoverable": 4, "write_unrecoverable": 4}
-AREA_ORDER = ("group", "journal", "workdisk")
-BACKUPS = ("none",) + AREA_ORDER
+AREA_ORDER = ("group", "journal", "workdisk")          # tried in this order by backup "auto"
+BACKUPS = ("none", "auto") + AREA_ORDER
 KEYS = ("mode", "judgement", "combined_threshold", "thresholds", "track_blocks", "copy", "backup",
         "faulty_only", "share", "switch_work_volume", "work_volumes", "work_disks", "pairs",
         "start_paused", "feedback_paused")
@@ -37,7 +37,7 @@ class Settings:
         self.tb = cfg.get("track_blocks", 4)
         self.copy = cfg.get("copy", "direct")
         backup = cfg.get("backup", "none")
-        self.kinds = () if backup == "none" else (backup,)
+        self.kinds = AREA_ORDER if backup == "auto" else (() if backup == "none" else (backup,))
         self.faulty_only = cfg.get("faulty_only", False)
         self.share = cfg.get("share", False)
         self.switch_work_volume = cfg.get("switch_work_volume", False)
