@@ -628,9 +628,11 @@ class FarmExport:
     def dead(self) -> str:
         """What has stopped, if anything."""
         if self.proc is not None and self.proc.poll() is not None:
-            return f"labgrid-exporter exited ({self.proc.returncode}): {self.exporter_log()[-600:].strip()}"
+            last = [x for x in self.exporter_log().splitlines() if x.strip()][-3:]
+            return (f"labgrid-exporter exited ({_exit(self.proc.returncode)})"
+                    + (f": {' / '.join(last)}" if self.proc.returncode > 0 else ""))
         if self.ser2net is not None and self.ser2net.proc.poll() is not None:
-            return f"ser2net exited ({self.ser2net.proc.returncode})"
+            return f"ser2net exited ({_exit(self.ser2net.proc.returncode)})"
         for g, b in zip(self.groups, self.boards):
             if b.proc is not None and not b.alive():
                 return f"board {g} stopped: {b.stderr_text()[-300:].strip()}"
@@ -676,6 +678,15 @@ class FarmExport:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"status {rc}"
 
 
 class Coordinator:
