@@ -181,8 +181,10 @@ def test_two_unit_rig_on_farm_places_and_the_exporter_killed_mid_run(tmp_path, c
                     for _ in range(100000):   # ends at the first request after the place is lost
                         a.write(0, 0, bytes(512) * 4)
                 assert "labgrid place emu-0" in str(err.value)
-                with pytest.raises(LinkError, match="labgrid place emu-1"):
-                    b.read(0, 0, 1)
+                with pytest.raises(LinkError) as err_b:
+                    for _ in range(100000):
+                        b.read(0, 0, 1)
+                assert "labgrid place emu-1" in str(err_b.value)
                 assert exp.proc.wait(timeout=60) == 1
                 assert "labgrid-exporter exited (killed by SIGKILL); boards withdrawn" in exp.stderr()
                 # the places are still ours until the rig stops
@@ -266,3 +268,31 @@ def test_the_docs_farm_commands(tmp_path, coordinator, capsys, monkeypatch):
     finally:
         if exp:
             exp.stop()
+
+
+def test_farm_bad_input(tmp_path, coordinator, capsys):
+    from host.boards import load_board
+
+    with pytest.raises(ValueError, match="no place named after 'labgrid:'"):
+        load_board("emulator@labgrid:")
+    desc = farm_rig(coordinator.address)
+    with pytest.raises(FarmError, match=r"\[labgrid\]: unknown key\(s\) coordnator \(known: coordinator, timeout\)"):
+        Rig(dict(desc, labgrid={"coordnator": coordinator.address}), state_dir=tmp_path / "r1")
+    with pytest.raises(FarmError, match="address 'lab3' is not HOST:PORT"):
+        Rig(dict(desc, labgrid={"coordinator": "lab3"}), state_dir=tmp_path / "r2")
+    capsys.readouterr()
+    assert cli.main(["farm", "--coordinator", "127.0.0.1:1"]) == 2      # nobody listens there
+    assert "storlab farm: no labgrid coordinator answers at 127.0.0.1:1" in capsys.readouterr().err
+    assert cli.main(["farm", "export", "--coordinator", coordinator.address, "--board", "rp2040"]) == 2
+    assert "board 'rp2040' is a serial board: storlab farm export runs emulated boards" in capsys.readouterr().err
+    assert cli.main(["farm", "export", "--coordinator", coordinator.address, "emu/0"]) == 2
+    assert "board name 'emu/0': letters, digits" in capsys.readouterr().err
+    # a place that matches no serial port
+    subprocess.run([exe("labgrid-client"), "-x", coordinator.address, "-p", "bare", "create"], check=True,
+                   capture_output=True)
+    rig = Rig(dict(desc, unit=[dict(desc["unit"][0], board="emulator@labgrid:bare")], path=[],
+                   host=desc["host"][:1]), state_dir=tmp_path / "r3")
+    with pytest.raises(FarmError, match="labgrid place bare has no NetworkSerialPort"):
+        rig.start()
+    with FarmClient(coordinator.address) as fc:
+        assert fc.place("bare")["acquired"] is None
