@@ -107,7 +107,7 @@ class _Connection:
     its clients apart by their TCP connection, which gRPC shares within a process."""
 
     def __init__(self, address: str, timeout: float):
-        grpc, client, pb2, proxymanager = _labgrid()
+        _, client, _, proxymanager = _labgrid()
         self.address = address
         self.clients: list[FarmClient] = []
         conn = self
@@ -225,14 +225,18 @@ class FarmClient:
         the session has seen its effect when this returns."""
         async def run():
             await getattr(self.session.stub, method)(request)
-            await self.session.sync_with_coordinator()
+            await self._sync()
         return self._run(run())
+
+    async def _sync(self):
+        if not await self.session.sync_with_coordinator():
+            raise FarmError(f"lost the labgrid coordinator at {self.address}")
 
     def call(self, fn, *args):
         """fn(*args) in the session's thread (where its state changes), after a sync with
         the coordinator: what it sees includes everything sent before."""
         async def run():
-            await self.session.sync_with_coordinator()
+            await self._sync()
             return fn(*args)
         return self._run(run())
 
@@ -469,10 +473,13 @@ class FarmLauncher(Launcher):
         try:
             if self.client is None:
                 self.client = FarmClient(self.address, self.timeout)
-            if self.resource is None:
-                t0 = time.monotonic()
-                self.resource, self.took = self.client.acquire(self.place)
-                self.acquire_s = time.monotonic() - t0
+            # again at a restart: the port may have moved, or its exporter gone
+            t0 = time.monotonic()
+            self.resource, took = self.client.acquire(self.place)
+            if took:
+                self.acquire_s = time.monotonic() - t0     # acquire and find the port
+            self.took = self.took or took
+            if self._check not in self.client.watchers:
                 self.client.watchers.append(self._check)
             self.url = serial_url(self.resource["args"])
             ser = serial.serial_for_url(self.url, baudrate=self.board.get("serial", {}).get("baudrate", 115200),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -162,7 +163,9 @@ def test_two_unit_rig_on_farm_places_and_the_exporter_killed_mid_run(tmp_path, c
             assert [(p["name"], p["acquired"]) for p in fc.places()] == [("emu-0", None), ("emu-1", None)]
             rig = Rig(farm_rig(addr), state_dir=tmp_path / "rig")
             try:
+                t0 = time.monotonic()
                 rig.start()
+                print(f"two-unit rig started on the farm in {time.monotonic() - t0:.2f} s")
                 a, b = rig.unit("a"), rig.unit("b")
                 held = {p["name"]: p["acquired"] for p in fc.places()}
                 assert held == {"emu-0": fc.me(), "emu-1": fc.me()}
@@ -171,6 +174,9 @@ def test_two_unit_rig_on_farm_places_and_the_exporter_killed_mid_run(tmp_path, c
                     assert u.launcher.url.startswith("rfc2217://127.0.0.1:")
                     print(f"{u.name}: place {u.launcher.place} acquired in {u.launcher.acquire_s * 1000:.1f} ms")
                 assert unit_io(a, rig.host("h0"), 60) == 0 and unit_io(b, rig.host("h1"), 60) == 0
+                assert rig.host("h0").verify_all(0, 64) == 0
+                a.restart()       # attaches again: the place stays held, the board keeps its state
+                assert a.launcher.took and a.hello["configured"]
                 assert rig.host("h0").verify_all(0, 64) == 0
                 # the path a-b: peer frames from one place's link to the other's (the board's unit
                 # name is its place's: storlab farm export named it)
@@ -223,6 +229,12 @@ def test_a_place_held_by_another_user_is_refused(tmp_path, coordinator, capsys):
             assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": None, "emu-1": "lab3/alice"}
             with pytest.raises(FarmError, match=r"no labgrid place 'emu-7' .*places: emu-0, emu-1"):
                 fc.acquire("emu-7")
+            # alice lets us use it too: the rig runs on it and leaves it hers
+            subprocess.run([*client, "-p", "emu-1", "allow", fc.me()], env=alice, check=True, capture_output=True)
+            with Rig(farm_rig(addr), state_dir=tmp_path / "rig2") as rig:
+                assert not rig.unit("b").launcher.took and rig.unit("a").launcher.took
+                assert unit_io(rig.unit("b"), rig.host("h1"), 20) == 0
+            assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": None, "emu-1": "lab3/alice"}
         assert no_client_threads()
     finally:
         subprocess.run([*client, "-p", "emu-1", "release"], env=alice, capture_output=True)
