@@ -181,6 +181,7 @@ class _Connection:
 
 _CONNECTIONS: dict[str, _Connection] = {}
 _CONNECTIONS_LOCK = threading.Lock()
+_IN_USE: dict[tuple[str, str], "FarmLauncher"] = {}    # (coordinator, place) -> the unit on it
 
 
 class FarmClient:
@@ -470,6 +471,12 @@ class FarmLauncher(Launcher):
 
     def start(self):
         self.lost = ""
+        key = (self.address, self.place)
+        with _CONNECTIONS_LOCK:
+            other = _IN_USE.setdefault(key, self)
+        if other is not self:
+            raise FarmError(f"labgrid place {self.place} is already in use by unit {other.unit_name} "
+                            f"(one board per unit)")
         try:
             if self.client is None:
                 self.client = FarmClient(self.address, self.timeout)
@@ -520,6 +527,9 @@ class FarmLauncher(Launcher):
         """A farm's board has no power switch here: the place stays ours, only the port closes."""
 
     def stop(self):
+        with _CONNECTIONS_LOCK:
+            if _IN_USE.get((self.address, self.place)) is self:
+                del _IN_USE[(self.address, self.place)]
         c = self.client
         if c is None:
             return

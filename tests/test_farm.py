@@ -235,6 +235,13 @@ def test_a_place_held_by_another_user_is_refused(tmp_path, coordinator, capsys):
                 assert not rig.unit("b").launcher.took and rig.unit("a").launcher.took
                 assert unit_io(rig.unit("b"), rig.host("h1"), 20) == 0
             assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": None, "emu-1": "lab3/alice"}
+            with pytest.raises(FarmError, match="labgrid place emu-0 is already in use by unit a"):
+                Rig(farm_rig(addr), state_dir=tmp_path / "rig3", board="emulator@labgrid:emu-0").start()
+            assert fc.place("emu-0")["acquired"] is None
+            # the docs' way out when a holder is gone: take it from them
+            r = subprocess.run([*client, "-p", "emu-1", "release", "--kick"], capture_output=True, text=True)
+            assert r.returncode == 0 and "kicking user (lab3/alice)" in r.stdout, r.stdout + r.stderr
+            assert fc.place("emu-1")["acquired"] is None
         assert no_client_threads()
     finally:
         subprocess.run([*client, "-p", "emu-1", "release"], env=alice, capture_output=True)
