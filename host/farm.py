@@ -83,7 +83,8 @@ def serial_url(args: dict) -> str:
         raise FarmError(f"NetworkSerialPort without host and port: {args}")
     proto = args.get("protocol", "rfc2217")
     if proto == "rfc2217":
-        # ser2net does not acknowledge modem-control changes on a pty (an emulated board)
+        # ser2net does not acknowledge modem-control changes on a pty (an emulated board);
+        # not waiting for those acknowledgements is harmless on a real port
         return f"rfc2217://{host}:{port}?ign_set_control"
     if proto == "raw":
         return f"socket://{host}:{port}"
@@ -270,7 +271,8 @@ class FarmClient:
                         continue
                     out.append({"path": "/".join(path), "exporter": exporter, "cls": entry.cls,
                                 "name": match.rename or rname, "avail": bool(entry.data.get("avail")),
-                                "acquired": entry.data.get("acquired"), "args": entry.args})
+                                "acquired": entry.data.get("acquired"), "args": entry.args,
+                                "proxy_required": bool(entry.extra.get("proxy_required"))})
         return out
 
     def _describe(self, place) -> dict:
@@ -308,9 +310,14 @@ class FarmClient:
                 raise PlaceHeld(place.name, place.acquired, place.changed, me)
             ports = [r for r in self._entries(place) if r["cls"] == SERIAL_CLS]
             if not ports:
-                found = ", ".join(f"{r['path']}" for r in self._entries(place)) or "no resource"
-                raise FarmError(f"labgrid place {place.name} has no {SERIAL_CLS} (its matches "
-                                f"{', '.join(str(m) for m in place.matches) or 'none'} find {found})")
+                if not place.matches:
+                    why = (f"it matches no resource (labgrid-client -p {place.name} add-match "
+                           f"EXPORTER/GROUP/{SERIAL_CLS})")
+                else:
+                    found = ", ".join(r["path"] for r in self._entries(place))
+                    why = (f"its matches ({', '.join(str(m) for m in place.matches)}) find "
+                           + (f"only {found}" if found else "nothing on the coordinator (is its exporter running?)"))
+                raise FarmError(f"labgrid place {place.name} has no {SERIAL_CLS}: {why}")
             return place.name, bool(place.acquired)
 
         real, held = self.call(check)
@@ -330,6 +337,9 @@ class FarmClient:
             if len(ports) != 1:
                 raise FarmError(f"labgrid place {real} holds {len(ports)} {SERIAL_CLS} resources "
                                 f"({', '.join(r['path'] for r in ports) or 'none'}): one is needed")
+            if ports[0]["proxy_required"]:
+                raise FarmError(f"labgrid place {real}: its exporter {ports[0]['exporter']} runs isolated "
+                                f"(its ports only through an SSH proxy), which storlab does not do")
             if not ports[0]["avail"]:
                 raise FarmError(f"labgrid place {real}: {ports[0]['path']} is not available "
                                 f"(its exporter {ports[0]['exporter']} is offline?)")
@@ -343,10 +353,13 @@ class FarmClient:
             raise
 
     def release(self, name: str):
+        """Release the place (by name or alias) if it is acquired."""
         def held():
-            return self._place(name).acquired
-        if self.call(held):
-            self._rpc("ReleasePlace", self.pb2.ReleasePlaceRequest(placename=name))
+            p = self._place(name)
+            return p.name if p.acquired else None
+        real = self.call(held)
+        if real:
+            self._rpc("ReleasePlace", self.pb2.ReleasePlaceRequest(placename=real))
 
     def create_place(self, name: str, pattern: str, comment: str = "") -> bool:
         """Create the place with one match (EXPORTER/GROUP/CLS) unless it exists; True if created."""
@@ -457,10 +470,11 @@ class FarmLauncher(Launcher):
         unknown = sorted(set(cfg) - set(RIG_KEYS))
         if unknown:
             raise FarmError(f"[labgrid]: unknown key(s) {', '.join(unknown)} (known: {', '.join(RIG_KEYS)})")
-        try:
-            self.timeout = float(cfg.get("timeout", 30.0))
-        except (TypeError, ValueError):
-            raise FarmError(f"[labgrid] timeout = {cfg['timeout']!r} is not a number of seconds") from None
+        t = cfg.get("timeout", 30.0)
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise FarmError(f"[labgrid] timeout = {t!r}: a number of seconds above 0, for each request "
+                            f"to the coordinator")
+        self.timeout = float(t)
         self.address = coordinator_address(cfg.get("coordinator"))
         self.client: FarmClient | None = None
         self.took = False        # we acquired the place (and release it when the unit stops)

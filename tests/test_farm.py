@@ -297,6 +297,8 @@ def test_farm_bad_input(tmp_path, coordinator, capsys):
     desc = farm_rig(coordinator.address)
     with pytest.raises(FarmError, match=r"\[labgrid\]: unknown key\(s\) coordnator \(known: coordinator, timeout\)"):
         Rig(dict(desc, labgrid={"coordnator": coordinator.address}), state_dir=tmp_path / "r1")
+    with pytest.raises(FarmError, match=r"\[labgrid\] timeout = '30': a number of seconds above 0"):
+        Rig(dict(desc, labgrid={"coordinator": coordinator.address, "timeout": "30"}), state_dir=tmp_path / "r0")
     with pytest.raises(FarmError, match="address 'lab3' is not HOST:PORT"):
         Rig(dict(desc, labgrid={"coordinator": "lab3"}), state_dir=tmp_path / "r2")
     capsys.readouterr()
@@ -311,7 +313,12 @@ def test_farm_bad_input(tmp_path, coordinator, capsys):
                    capture_output=True)
     rig = Rig(dict(desc, unit=[dict(desc["unit"][0], board="emulator@labgrid:bare")], path=[],
                    host=desc["host"][:1]), state_dir=tmp_path / "r3")
-    with pytest.raises(FarmError, match="labgrid place bare has no NetworkSerialPort"):
+    with pytest.raises(FarmError, match="labgrid place bare has no NetworkSerialPort: it matches no resource"):
+        rig.start()
+    subprocess.run([exe("labgrid-client"), "-x", coordinator.address, "-p", "bare", "add-match", "lab/bare/*"],
+                   check=True, capture_output=True)
+    with pytest.raises(FarmError, match=r"its matches \(lab/bare/\*\) find nothing on the coordinator \(is its "
+                                        r"exporter running\?\)"):
         rig.start()
     with FarmClient(coordinator.address) as fc:
         assert fc.place("bare")["acquired"] is None
