@@ -153,7 +153,8 @@ class BoardLink:
             self.ser.write(data)
         except Exception as e:   # the port closed under us (board killed, link closed)
             if self._stop or self.closed:
-                raise LinkError(f"{self.name}: link closed") from e
+                raise LinkError(f"{self.name}: link lost: {self.lost}" if self.lost else
+                                f"{self.name}: link closed") from e
             raise
         self.tx_bytes += len(data)
 

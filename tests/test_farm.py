@@ -234,7 +234,15 @@ def test_a_place_held_by_another_user_is_refused(tmp_path, coordinator, capsys):
             with Rig(farm_rig(addr), state_dir=tmp_path / "rig2") as rig:
                 assert not rig.unit("b").launcher.took and rig.unit("a").launcher.took
                 assert unit_io(rig.unit("b"), rig.host("h1"), 20) == 0
-            assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": None, "emu-1": "lab3/alice"}
+                assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": fc.me(), "emu-1": "lab3/alice"}
+                # alice takes it back mid-run: the unit's link fails, naming the place
+                subprocess.run([*client, "-p", "emu-1", "release"], env=alice, check=True, capture_output=True)
+                with pytest.raises(LinkError) as err:
+                    for _ in range(100000):
+                        rig.unit("b").read(0, 0, 1)
+                assert "labgrid place emu-1: the place was released" in str(err.value)
+            assert {p["name"]: p["acquired"] for p in fc.places()} == {"emu-0": None, "emu-1": None}
+            subprocess.run([*client, "-p", "emu-1", "acquire"], env=alice, check=True, capture_output=True)
             with pytest.raises(FarmError, match="labgrid place emu-0 is already in use by unit a"):
                 Rig(farm_rig(addr), state_dir=tmp_path / "rig3", board="emulator@labgrid:emu-0").start()
             assert fc.place("emu-0")["acquired"] is None
