@@ -1,6 +1,7 @@
 """Board farms on labgrid: a real labgrid coordinator and `storlab farm export` (emulated
 boards behind ser2net, published by a real labgrid-exporter) on 127.0.0.1, and rigs whose
 boards are places acquired through the coordinator (docs/boards.md, "Board farms")."""
+import json
 import os
 import re
 import shlex
@@ -218,6 +219,12 @@ def test_a_place_held_by_another_user_is_refused(tmp_path, coordinator, capsys):
         listing = capsys.readouterr().out
         assert re.search(r"^emu-1 +lab3/alice +\d{4}-\d\d-\d\d", listing, re.M), listing
         assert re.search(r"^emu-0 +free +rfc2217://127\.0\.0\.1:\d+ +lab$", listing, re.M), listing
+        assert cli.main(["farm", "--coordinator", addr, "--json"]) == 0
+        places = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+        assert places["emu-1"]["acquired"] == "lab3/alice" and places["emu-0"]["acquired"] is None
+        port = places["emu-0"]["resources"][0]
+        assert port["path"] == "lab/emu-0/NetworkSerialPort/NetworkSerialPort" and port["avail"]
+        assert port["args"]["host"] == "127.0.0.1" and port["args"]["protocol"] == "rfc2217"
 
         rig = Rig(farm_rig(addr), state_dir=tmp_path / "rig")
         with pytest.raises(PlaceHeld) as err:
