@@ -5,6 +5,8 @@
   cpython    the same firmware under CPython in a subprocess on a pty
   inprocess  the firmware in a thread of this process over a socket pair (fast tests)
   serial     any pyserial URL: /dev/ttyACM0, rfc2217://host:port, socket://...
+  labgrid    a place in a labgrid farm ("NAME@labgrid:PLACE"): acquired through the
+             coordinator, reached at its NetworkSerialPort (host.farm)
 """
 from __future__ import annotations
 
@@ -34,10 +36,16 @@ FIRMWARE_KEYS = ("name", "core", "max_payload", "cache_slots", "max_members", "w
 
 def load_board(name_or_path) -> dict:
     """A board by name, TOML path or dict.  "NAME@URL" is board NAME with the firmware
-    already on it, reached at a pyserial URL (/dev/ttyACM0, rfc2217://host:port)."""
+    already on it, reached at a pyserial URL (/dev/ttyACM0, rfc2217://host:port), or
+    "NAME@labgrid:PLACE": in the labgrid farm's place PLACE."""
     if isinstance(name_or_path, dict):
         return dict(name_or_path)
     name_or_path, _, url = str(name_or_path).partition("@")
+    if url.startswith("labgrid:"):
+        place = url[len("labgrid:"):]
+        if not place:
+            raise ValueError(f"board {name_or_path}@{url}: no place named after 'labgrid:'")
+        return dict(load_board(name_or_path), kind="labgrid", place=place)
     if url:
         return dict(load_board(name_or_path), kind="serial", url=url)
     p = Path(name_or_path)
@@ -233,8 +241,14 @@ class SerialLauncher(Launcher):
                                      timeout=0.05)
 
 
+def _farm_launcher(board: dict, state_dir: Path, unit_name: str) -> Launcher:
+    from host.farm import FarmLauncher  # labgrid only when a farm is used
+
+    return FarmLauncher(board, state_dir, unit_name)
+
+
 LAUNCHERS = {"emulator": EmulatorLauncher, "cpython": CPythonLauncher,
-             "inprocess": InProcessLauncher, "serial": SerialLauncher}
+             "inprocess": InProcessLauncher, "serial": SerialLauncher, "labgrid": _farm_launcher}
 
 
 def launcher_for(board: dict, state_dir: Path, unit_name: str) -> Launcher:

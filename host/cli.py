@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from host import farm
 from host.boards import BOARDS_DIR, load_board
 
 
@@ -40,8 +41,11 @@ def main(argv=None):
     r.add_argument("--model-steps", type=int, default=300)
     r.add_argument("--json", default=None, help="also write the figures here")
     add_tool_commands(sub)
+    farm.add_parser(sub)
     d.add_argument("--live", action="store_true", help="show the live view of the rig while the demo runs")
     a = ap.parse_args(argv)
+    if a.cmd == "farm":
+        return farm.run(a)
     if a.cmd in TOOL_COMMANDS:
         return run_tool_command(a)
 

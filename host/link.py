@@ -107,6 +107,7 @@ class BoardLink:
         self.tx_bytes = 0
         self.rx_bytes = 0
         self.closed = False
+        self.lost = ""               # why the port failed under the reader (for LinkError messages)
         self._stop = False
         self._outq: queue.SimpleQueue = queue.SimpleQueue()
         self._queued = 0             # frames the writer thread has still to send
@@ -152,7 +153,8 @@ class BoardLink:
             self.ser.write(data)
         except Exception as e:   # the port closed under us (board killed, link closed)
             if self._stop or self.closed:
-                raise LinkError(f"{self.name}: link closed") from e
+                raise LinkError(f"{self.name}: link lost: {self.lost}" if self.lost else
+                                f"{self.name}: link closed") from e
             raise
         self.tx_bytes += len(data)
 
@@ -231,6 +233,8 @@ class BoardLink:
             if now >= end or self.closed:
                 with self.slock:
                     self.waiters.pop((ch, seq), None)
+                if self.lost:
+                    raise LinkError(f"{self.name}: link lost: {self.lost}")
                 raise LinkError(f"{self.name}: no response to {wire.kind_name(kind)} on "
                                 f"{wire.channel_name(ch)} within {timeout} s")
             if now >= w.due:
@@ -239,6 +243,8 @@ class BoardLink:
                 w.due = now + self.retry
                 self.send_raw(w.frame)
         if not w.payload:
+            if self.lost:
+                raise LinkError(f"{self.name}: link lost: {self.lost}")
             raise LinkError(f"{self.name}: empty response to {wire.kind_name(kind)}")
         return w.payload[0], w.payload[1:]
 
@@ -306,7 +312,9 @@ class BoardLink:
         while not self._stop:
             try:
                 data = self.ser.read(self.ser.in_waiting or 1)
-            except Exception:
+            except Exception as e:
+                if not self._stop:
+                    self.lost = str(e) or type(e).__name__
                 break
             if not data:
                 continue

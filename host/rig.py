@@ -44,11 +44,14 @@ class Unit:
 
     on_record = None   # fn(link, dir, ch, kind, seq, payload) given to each new link (host.trace)
 
-    def __init__(self, desc: dict, block_size: int, state_dir: Path, board_override: str | None = None):
+    def __init__(self, desc: dict, block_size: int, state_dir: Path, board_override: str | None = None,
+                 labgrid: dict | None = None):
         self.desc = desc
         self.name = desc["name"]
         self.block_size = block_size
         self.board = load_board(board_override or desc.get("board", "emulator"))
+        if self.board.get("kind") == "labgrid":    # the rig's [labgrid] section: the coordinator
+            self.board.setdefault("labgrid", dict(labgrid or {}))
         if block_size > self.board.get("max_block_size", 1 << 30):
             raise RigError(f"unit {self.name}: block size {block_size} exceeds board "
                            f"{self.board['name']}'s max_block_size {self.board['max_block_size']}")
@@ -91,7 +94,7 @@ class Unit:
         self.link.announce()
         if self.fabric:
             self.fabric.attach(self)
-        by_url = self.board.get("kind") == "serial"
+        by_url = self.board.get("kind") in ("serial", "labgrid")
         try:
             self.hello = self.link.wait_hello(min(timeout, 1.0) if by_url else timeout)
         except LinkError:
@@ -266,7 +269,7 @@ class Rig:
         for ud in desc.get("unit", []):
             if ud["name"] in self.units:
                 raise RigError(f"unit {ud['name']!r} defined twice")
-            u = Unit(ud, self.block_size, self.state_dir, board)
+            u = Unit(ud, self.block_size, self.state_dir, board, labgrid=desc.get("labgrid"))
             u.fabric = self.fabric
             self.units[u.name] = u
         for p in desc.get("path", []):
