@@ -169,8 +169,8 @@ def test_auto_sparing_with_a_journal_keeps_every_write_and_never_touches_the_fau
     h.write(1, 0, 2)           # volume 1, track 0
     h.write(0, 6, 1)           # track 1 again: a newer record
     j = u.table("journal")
-    assert j[0]["records"] == [{"jaddr": 1, "volume": 0, "address": 2}, {"jaddr": 2, "volume": 0, "address": 2}]
-    assert j[1]["records"] == [{"jaddr": 1, "volume": 1, "address": 1}]
+    assert j[0]["records"] == [{"jaddr": 0, "volume": 0, "address": 1}, {"jaddr": 1, "volume": 0, "address": 1}]
+    assert j[1]["records"] == [{"jaddr": 0, "volume": 1, "address": 0}]
     t4 = u.table("T4")
     assert t4[0]["terminal"] == 2 and t4[0]["bitmaps"]["0"].startswith("01000")
     # host reads never touch the faulty drive (its blocks are rebuilt, updates come from
@@ -366,7 +366,7 @@ def fig15_unit(work_blocks=16, **sparing):
 
 
 def fig16_lba(g, disk, addr):
-    """The volume block at (disk, address) - the seed's 1-based addresses."""
+    """The volume block at (disk, address) - the seed's 1-based addresses (row addr - 1)."""
     for lba in range(48):
         row, m, _ = locate(g, lba)
         if g["members"][m] == disk and row == addr - 1:
@@ -384,11 +384,13 @@ def test_work_disk_tables_match_figs_15_and_16_and_overwrite_in_place(make_rig):
     on4 = [lba for lba in range(48) if g["members"][locate(g, lba)[1]] == 4]
     assert make_faulty(u, h, 4, on4[:2])["backup"] == "workdisk"
     w0 = u.drives[4].counters["writes"]
-    fig16 = [(1, 1), (1, 2), (2, 5), (2, 2), (2, 6), (3, 3)]
+    fig16 = [(1, 1), (1, 2), (2, 5), (2, 2), (2, 6), (3, 3)]      # the seed's (main disk, address)
     for disk, addr in fig16:
         h.write(0, fig16_lba(g, disk, addr))
-    assert u.table("T7") == {"rows": [[1, 1, 60, 1], [1, 2, 60, 2], [2, 5, 60, 3], [2, 2, 60, 4], [2, 6, 60, 5],
-                                      [3, 3, 60, 6]], "terminal": 6}
+    seed_rows = [[1, 1, 60, 1], [1, 2, 60, 2], [2, 5, 60, 3], [2, 2, 60, 4], [2, 6, 60, 5], [3, 3, 60, 6]]
+    # Fig 16 numbers main and work addresses from 1; T7 numbers them from 0, as every
+    # table here does (docs/sparing.md): the seed's rows with both addresses minus 1
+    assert u.table("T7") == {"rows": [[d, a - 1, w, wa - 1] for d, a, w, wa in seed_rows], "terminal": 6}
     t6 = u.table("T6")
     assert t6[0] == {"disk": 60, "capacity": 16, "status": "IN USE", "mains": [1, 2, 3, 4], "terminal": 6}
     assert t6[1]["status"] == "UNUSED" and t6[1]["mains"] == []
@@ -518,8 +520,8 @@ def test_a_work_volume_is_shared_only_when_no_unused_one_is_left_as_fig_20a(make
     h.write(4, 8, 1)
     h.write(2, 4, 1)
     j = {w["wvol"]: w["records"] for w in u.table("journal")}
-    assert j[10] == [{"jaddr": 1, "volume": 1, "address": 1}, {"jaddr": 2, "volume": 4, "address": 3}]
-    assert j[11] == [{"jaddr": 1, "volume": 2, "address": 2}] and j[12] == []
+    assert j[10] == [{"jaddr": 0, "volume": 1, "address": 0}, {"jaddr": 1, "volume": 4, "address": 2}]
+    assert j[11] == [{"jaddr": 0, "volume": 2, "address": 1}] and j[12] == []
     assert verify(u, h, vols) == 0
     u.job("sparing1", "resume")
     u.wait_for(lambda x: [s for s in x.table("sparing") if s["group"] == 1 and s["phase"] == "done"],
@@ -556,9 +558,9 @@ def test_only_the_faulty_drives_blocks_are_diverted(make_rig, backup, copy):
     s = u.table("sparing")[0]
     assert s["disk_bitmap"][0] == "1" and s["stats"]["diverted"] >= 1
     if backup == "workdisk":
-        assert u.table("T7")["rows"][0][:2] == [2, 1]          # (faulty disk, address 1)
+        assert u.table("T7")["rows"][0][:2] == [2, 0]          # (faulty disk, track 0)
     if backup == "journal":
-        assert u.table("journal")[0]["records"][0] == {"jaddr": 1, "disk": 2, "address": 1}
+        assert u.table("journal")[0]["records"][0] == {"jaddr": 0, "disk": 2, "address": 0}
     u.drives[2].accesses = []
     assert verify(u, h, vols) == 0 and u.drives[2].accesses == []
     wl = [Workload(h, v["id"], v["blocks"], seed=v["id"] + 9) for v in vols]

@@ -58,7 +58,7 @@ def journal(mgr):
         for j in range(w["terminal"]):
             r = w["recs"][j]
             if r is not None:
-                recs.append({"jaddr": j + 1, what: r[2], "address": r[3] + 1})
+                recs.append({"jaddr": j, what: r[2], "address": r[3]})
         out.append({"wvol": w["wvol"], "records": recs})
     return out
 
@@ -78,8 +78,8 @@ def t6(mgr):
 
 
 def t7(mgr):
-    rows = [[r[0], r[1] + 1, r[2], r[3] + 1] for r in mgr.t7]
-    return {"rows": rows, "terminal": rows[-1][3] if rows else 0}
+    rows = [r[:4] for r in mgr.t7]
+    return {"rows": rows, "terminal": rows[-1][3] + 1 if rows else 0}
 
 
 def records(mgr, what):
