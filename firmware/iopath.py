@@ -1,6 +1,6 @@
 # The I/O path of a host request, in named stages.  Every stage registered by a feature
 # runs, in (order, registration) order; a stage's `when(v)` (if given) says whether it
-# applies to volume v at all.
+# applies to volume v at all (asked once per request, before any lock is taken).
 #
 # Write:  check -> redirect -> before_cache -> cache -> after_commit
 #   check         fn(u, v, lba, count, data) -> None | status: refuse before anything changes
@@ -67,19 +67,27 @@ class Path:
 
 async def _run(lst, u, v, lba, count, buf):
     for s in lst:
-        if s.when is None or s.when(v):
-            st = await s.fn(u, v, lba, count, buf)
-            if st is not None:
-                return st
+        st = await s.fn(u, v, lba, count, buf)
+        if st is not None:
+            return st
     return None
 
 
-async def _take(u, v, names):
-    """Take the locks of the stages in `names` that apply to v, in stage order."""
+def _active(u, v, name):
+    """The stages of `name` that apply to v (`when` asked once per request)."""
     out = []
-    for name in names:
-        for s in u.path.stages[name]:
-            if s.lock is not None and (s.when is None or s.when(v)) and s.lock not in out:
+    for s in u.path.stages[name]:
+        if s.when is None or s.when(v):
+            out.append(s)
+    return out
+
+
+async def _take(lists):
+    """Take the locks of these stages, in stage order."""
+    out = []
+    for lst in lists:
+        for s in lst:
+            if s.lock is not None and s.lock not in out:
                 out.append(s.lock)
     for lk in out:
         await lk.acquire()
@@ -94,19 +102,20 @@ def _release(locks):
 
 
 async def write(u, v, lba, count, data):
-    st = u.path.stages
-    r = await _run(st["check"], u, v, lba, count, data)
+    r = await _run(_active(u, v, "check"), u, v, lba, count, data)
     if r is not None:
         return r
-    r = await _run(st["redirect"], u, v, lba, count, data)
+    r = await _run(_active(u, v, "redirect"), u, v, lba, count, data)
     if r is not None:
         return r
-    locks = await _take(u, v, ("before_cache", "cache"))
+    before = _active(u, v, "before_cache")
+    cache = _active(u, v, "cache")
+    locks = await _take((before, cache))
     try:
-        r = await _run(st["before_cache"], u, v, lba, count, data)
+        r = await _run(before, u, v, lba, count, data)
         if r is not None:
             return r
-        r = await _run(st["cache"], u, v, lba, count, data)
+        r = await _run(cache, u, v, lba, count, data)
         if r is None:
             await store.write_vol(u, v, lba, count, data)
             if u.write_through:
@@ -115,25 +124,25 @@ async def write(u, v, lba, count, data):
             return r
     finally:
         _release(locks)
-    r = await _run(st["after_commit"], u, v, lba, count, data)
+    r = await _run(_active(u, v, "after_commit"), u, v, lba, count, data)
     return wire.OK if r is None else r
 
 
 async def read(u, v, lba, count, out):
-    st = u.path.stages
-    r = await _run(st["read_check"], u, v, lba, count, out)
+    r = await _run(_active(u, v, "read_check"), u, v, lba, count, out)
     if r is not None:
         return r
-    locks = await _take(u, v, ("read", "after_read"))
+    serve = _active(u, v, "read")
+    after = _active(u, v, "after_read")
+    locks = await _take((serve, after))
     try:
-        r = await _run(st["read"], u, v, lba, count, out)
+        r = await _run(serve, u, v, lba, count, out)
         if r is None:
             r = await store.read_vol(u, v, lba, count, out)
         if r not in GOOD:
             return r
-        for s in st["after_read"]:
-            if s.when is None or s.when(v):
-                await s.fn(u, v, lba, count, out)
+        for s in after:
+            await s.fn(u, v, lba, count, out)
     finally:
         _release(locks)
     return wire.OK

@@ -18,10 +18,13 @@
 # RAID never writes that member's drive, and reads it only when its block can be got
 # no other way (last resort).
 #
-# Every method here is called with `self.lock` held: the scratch buffers are shared.
-import asyncio
-
+# Locks (RowLocks): `self.lock` is the whole RAID's (exclusive: features and anything
+# touching a degraded group or a group a feature stands in for); a row lock lets I/O to
+# different rows of a healthy group run at once, each with scratch buffers of its own
+# (`sc`, from the pool).  A method called without `sc` uses the RAID's own scratch
+# buffers and must be called with `self.lock` held.
 from firmware import core, wire
+from firmware.rowlock import RowLocks
 
 GOOD = (wire.OK, wire.RECOVERED)
 # Drive statuses that mean "this drive is gone" (as opposed to one bad block).
@@ -62,18 +65,42 @@ def capacity(level, nmembers, rows, chunk):
 
 
 class Raid:
-    def __init__(self, unit, block_size, max_members):
+    def __init__(self, unit, block_size, max_members, sets=0):
         self.u = unit
         self.dka = unit.dka
         self.bs = block_size
-        self.lock = asyncio.Lock()
-        self.scratch = [memoryview(bytearray(block_size)) for _ in range(max_members + 1)]
         self.nscratch = max_members + 1
+        self.scratch = self._set()
+        # row locks: `sets` tasks at once on rows of healthy groups (0: all exclusive)
+        self.lock = RowLocks([self._set() for _ in range(sets)])
         self.repaired = 0
         self.lost_reads = 0
         self.pending_repair = None   # parity-log record found at boot (see _repair)
         self.hole_repairs = 0
         self.standin = {}
+
+    def _set(self):
+        return [memoryview(bytearray(self.bs)) for _ in range(self.nscratch)]
+
+    # ---- locking ----------------------------------------------------------
+    def rowable(self, g):
+        """Rows of g may be worked on at once: a healthy group no feature stands in for."""
+        return (self.lock.nsets > 0 and not g["failed"] and self.pending_repair is None
+                and not (self.standin and g["id"] in self.standin))
+
+    async def enter(self, g, row):
+        """Lock for work on one row of g: that row alone where rowable, else the whole
+        RAID; returns the scratch buffers to work with (pass them as sc)."""
+        if self.rowable(g):
+            return await self.lock.row(row << 8 | g["id"])
+        await self.lock.acquire()
+        return self.scratch
+
+    def leave(self, g, row, sc):
+        if sc is self.scratch:
+            self.lock.release()
+        else:
+            self.lock.row_done(row << 8 | g["id"], sc)
 
     @staticmethod
     def _invalid(g, m, row):
@@ -144,9 +171,10 @@ class Raid:
         return sts
 
     # ---- reads ------------------------------------------------------------
-    async def read_block(self, g, glba, into, tried=None):
+    async def read_block(self, g, glba, into, tried=None, sc=None):
         """One group block into `into`.  tried = (drive, status) of a read of this very
-        block just made without the lock (see direct()): not asked of that drive again."""
+        block just made without the lock (see direct()): not asked of that drive again.
+        sc: the scratch buffers of a row-locked caller (see RowLocks), else the RAID's."""
         if self.pending_repair is not None:
             await self._repair()
         row, m, _ = locate(g, glba)
@@ -164,7 +192,7 @@ class Raid:
                 if st in GOOD:
                     return st
                 self._lost(g, d, st)
-            st = await self.reconstruct(g, row, m, into)
+            st = await self.reconstruct(g, row, m, into, sc)
             if st in GOOD and self.drive_of(g, m, row) == d:
                 # S: the block was unreadable but the drive is alive: rewrite it (repair)
                 if await self.dka.write(d, row, 1, into) == wire.OK:
@@ -173,7 +201,7 @@ class Raid:
             return st
         if d == HELD:
             return await self._read_held(g, row, m, into)
-        return await self.reconstruct(g, row, m, into)
+        return await self.reconstruct(g, row, m, into, sc)
 
     async def _read_held(self, g, row, m, into):
         """The held member's block: the stand-in's own copy if it must win, else rebuilt
@@ -219,8 +247,9 @@ class Raid:
         self.lost_reads += 1
         return wire.E_DATA_LOST
 
-    async def reconstruct(self, g, row, m, into):
+    async def reconstruct(self, g, row, m, into, sc=None):
         """RAID5: member m's block of row = XOR of every other member's block."""
+        sc = sc or self.scratch
         ops = []
         n = len(g["members"])
         k = 0
@@ -228,13 +257,13 @@ class Raid:
             if o == m:
                 continue
             d = self.drive_of(g, o, row)
-            if d == HELD and await self._held(g, row, self.scratch[k]) in GOOD:
+            if d == HELD and await self._held(g, row, sc[k]) in GOOD:
                 k += 1
                 continue
             if d < 0 or self._invalid(g, o, row):
                 self.lost_reads += 1
                 return wire.E_DATA_LOST
-            ops.append((d, "r", row, self.scratch[k]))
+            ops.append((d, "r", row, sc[k]))
             k += 1
         sts = await self._io_all(ops)
         for i in range(len(ops)):
@@ -242,14 +271,15 @@ class Raid:
                 self._lost(g, ops[i][0], sts[i])
                 self.lost_reads += 1
                 return wire.E_DATA_LOST
-        core.xor_into(into, self.scratch[:k])
+        core.xor_into(into, sc[:k])
         return wire.OK
 
     # ---- writes -------------------------------------------------------------
-    async def write_block(self, g, glba, data, resync=False):
+    async def write_block(self, g, glba, data, resync=False, sc=None):
         """Write one group block (RAID5: read-modify-write of data and parity; with
         resync, parity is recomputed from the row's data instead, for a row whose last
         write may have been cut short)."""
+        sc = sc or self.scratch
         if self.pending_repair is not None:
             await self._repair()
         row, m, p = locate(g, glba)
@@ -261,32 +291,32 @@ class Raid:
         dp = self.drive_of(g, p, row)
         if dm == HELD or dp == HELD or self._invalid(g, m, row) or self._invalid(g, p, row):
             # the held drive is never read: parity from the other data blocks
-            return await self._reconstruct_write(g, row, m, p, data)
+            return await self._reconstruct_write(g, row, m, p, data, sc)
         if dp < 0:
             if dm < 0:
                 return wire.E_DATA_LOST
             return await self._write_ops(g, [(dm, "w", row, data)])
         if dm < 0:
             # data member missing: parity = XOR(new data, the other data blocks)
-            return await self._reconstruct_write(g, row, m, p, data)
+            return await self._reconstruct_write(g, row, m, p, data, sc)
         if resync and not g["failed"]:
             # the row was caught mid-write by a reset: parity not trusted, recompute it
             # from the data; if another block is unreadable, parity is all there is
-            st = await self._reconstruct_write(g, row, m, p, data)
+            st = await self._reconstruct_write(g, row, m, p, data, sc)
             if st != wire.E_DATA_LOST:
                 return st
-        old = self.scratch[0]
-        ppar = self.scratch[1]
+        old = sc[0]
+        ppar = sc[1]
         sts = await self._io_all([(dm, "r", row, old), (dp, "r", row, ppar)])
         if sts[0] not in GOOD or sts[1] not in GOOD:
             for i, d in ((0, dm), (1, dp)):
                 if sts[i] not in GOOD:
                     self._lost(g, d, sts[i])
             # an old block is unreadable: write the row from the other data blocks instead
-            return await self._reconstruct_write(g, row, m, p, data)
+            return await self._reconstruct_write(g, row, m, p, data, sc)
         absent = self._absent(g, row, m, p)
         if absent >= 0:
-            st = await self._log_absent(g, row, m, p, absent, old, ppar)
+            st = await self._log_absent(g, row, m, p, absent, old, ppar, sc)
             if st not in GOOD:
                 return st
         core.parity_update(ppar, old, data)
@@ -295,8 +325,9 @@ class Raid:
             self._log_done()
         return st
 
-    async def _reconstruct_write(self, g, row, m, p, data):
+    async def _reconstruct_write(self, g, row, m, p, data, sc=None):
         """Parity = XOR(new data, every other data block); write both."""
+        sc = sc or self.scratch
         n = len(g["members"])
         ops = []
         k = 0
@@ -304,20 +335,20 @@ class Raid:
             if o == m or o == p:
                 continue
             d = self.drive_of(g, o, row)
-            if d == HELD and await self._held(g, row, self.scratch[k]) in GOOD:
+            if d == HELD and await self._held(g, row, sc[k]) in GOOD:
                 k += 1
                 continue
             if d < 0 or self._invalid(g, o, row):
                 return wire.E_DATA_LOST
-            ops.append((d, "r", row, self.scratch[k]))
+            ops.append((d, "r", row, sc[k]))
             k += 1
         sts = await self._io_all(ops)
         for i in range(len(ops)):
             if sts[i] not in GOOD:
                 self._lost(g, ops[i][0], sts[i])
                 return wire.E_DATA_LOST
-        par = self.scratch[-1]
-        srcs = self.scratch[:k]
+        par = sc[-1]
+        srcs = sc[:k]
         srcs.append(data)
         core.xor_into(par, srcs)
         w = [(self.drive_of(g, p, row), "w", row, par)]
@@ -326,8 +357,9 @@ class Raid:
             w.append((dm, "w", row, data))
         return await self._write_ops(g, w)
 
-    async def write_row(self, g, row, blocks):
+    async def write_row(self, g, row, blocks, sc=None):
         """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
+        sc = sc or self.scratch
         if self.pending_repair is not None:
             await self._repair()
         self._guard_rebuilt_row(g, row)
@@ -337,7 +369,7 @@ class Raid:
         logged = nv is not None and absent >= 0 and blocks[absent] is not None
         if logged:   # the absent member's data lives only in parity: log it first
             nv.plog_put(g["id"], row, absent, blocks[absent])
-        par = self.scratch[-1]
+        par = sc[-1]
         core.xor_into(par, [b for b in blocks if b is not None])
         ops = []
         for m in range(n):
@@ -368,20 +400,21 @@ class Raid:
                 return k
         return -1
 
-    async def _log_absent(self, g, row, m, p, k, old, ppar):
+    async def _log_absent(self, g, row, m, p, k, old, ppar, sc=None):
         """Before a read-modify-write of a row whose member k is absent: log k's data
         (old parity ^ old data ^ the other data blocks), so the row can be made whole
         again whatever part of the write a reset lets through."""
+        sc = sc or self.scratch
         nv = self.u.cache.nv if self.u.cache else None
         if nv is None:
             return wire.OK
-        acc = self.scratch[-1]
+        acc = sc[-1]
         core.xor_into(acc, [ppar, old])
         ops = []
         j = 2
         for o in range(len(g["members"])):
             if o not in (m, p, k):
-                ops.append((self.drive_of(g, o, row), "r", row, self.scratch[j]))
+                ops.append((self.drive_of(g, o, row), "r", row, sc[j]))
                 j += 1
         if ops:
             sts = await self._io_all(ops)
@@ -389,7 +422,7 @@ class Raid:
                 if sts[i] not in GOOD:
                     self._lost(g, ops[i][0], sts[i])
                     return wire.E_DATA_LOST
-                core.xor_acc(acc, self.scratch[2 + i])
+                core.xor_acc(acc, sc[2 + i])
         nv.plog_put(g["id"], row, k, acc)
         return wire.OK
 

@@ -7,6 +7,8 @@
 # see each one before it counts as stored (the seam for a cache mirrored to a second
 # controller).  Trace events (u.trace) show the channel adapter -> cache -> disk adapter
 # handshake: "stage" (a read miss goes to the group), "staged", "destage", "destaged".
+import asyncio
+
 from firmware import volmap, wire
 from firmware.cache import CLEAN, DIRTY, key_of
 from firmware.raid import GOOD, locate, row_blocks
@@ -84,7 +86,7 @@ async def read_blocks(u, g, glba, count, out):
         while i + n < count and n < most and c.index.get(key_of(gid, glba + i + n), -1) < 0:
             n += 1
         # (a locked read may need a drive request per member: leave it room)
-        run = raid.direct(g, glba + i, n, most) if len(u.link.free) > raid.nscratch else None
+        run = raid.direct(g, glba + i, n, most) if len(u.link.free) > raid.nscratch * (raid.lock.nsets + 1) else None
         if run is not None:
             d, row, k = run
             if u.tracing:
@@ -125,14 +127,19 @@ def _fill(c, key, dst):
 
 async def _read_locked(u, g, glba, key, dst, tried=None):
     c = u.cache
+    raid = u.raid
     c.c["read_misses"] += 1
     if u.tracing:
         u.trace("stage", g["id"], glba)
-    async with u.raid.lock:
-        st = await u.raid.read_block(g, glba, dst, tried)
+    row = locate(g, glba)[0]
+    sc = await raid.enter(g, row)
+    try:
+        st = await raid.read_block(g, glba, dst, tried, sc)
         if st not in GOOD:
             return st
         _fill(c, key, dst)
+    finally:
+        raid.leave(g, row, sc)
     if u.tracing:
         u.trace("staged", g["id"], glba, st)
     return st
@@ -140,54 +147,74 @@ async def _read_locked(u, g, glba, key, dst, tried=None):
 
 async def destage(u):
     """Write every dirty slot to its group: full RAID5 rows in one go when the whole
-    row is cached, otherwise block by block (read-modify-write).  A slot is held busy
-    while its data is in flight (a host write to it waits), so a retransmission sends
-    the same bytes; `gen` still guards against a rewrite in between."""
+    row is cached, otherwise block by block (read-modify-write).  As many rows are in
+    flight at once as the RAID has row-lock buffer sets (rows of one group never
+    twice at once).  A slot is held busy while its data is in flight (a host write to
+    it waits), so a retransmission sends the same bytes; `gen` still guards against a
+    rewrite in between."""
+    todo = u.cache.dirty_slots()
+    n = min(len(todo), u.raid.lock.nsets)
+    if n > 1:
+        await asyncio.gather(*[_destager(u, todo) for _ in range(n)])
+    else:
+        await _destager(u, todo)
+    u.slot_ev.set()
+
+
+async def _destager(u, todo):
+    while todo:
+        await _destage_slot(u, todo.pop(0))
+
+
+async def _destage_slot(u, s):
     c = u.cache
     raid = u.raid
-    for s in c.dirty_slots():
-        async with raid.lock:
-            if c.state[s] != DIRTY:
-                continue
-            key = c.key[s]
-            gid = volmap.key_gid(key)
-            glba = volmap.key_glba(key)
-            g = u.group(gid)
-            if u.tracing:
-                u.trace("destage", gid, glba)
-            if g["level"] == 5:
-                row, _, _ = locate(g, glba)
-                slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in row_blocks(g, row)]
-                if -1 not in slots:
-                    bufs = [None if k < 0 else c.slot[k] for k in slots]
-                    gens = [0 if k < 0 else c.gen[k] for k in slots]
+    if c.state[s] != DIRTY:
+        return
+    key = c.key[s]
+    gid = volmap.key_gid(key)
+    glba = volmap.key_glba(key)
+    g = u.group(gid)
+    row = locate(g, glba)[0]
+    sc = await raid.enter(g, row)
+    try:
+        if c.state[s] != DIRTY or c.key[s] != key:
+            return
+        if u.tracing:
+            u.trace("destage", gid, glba)
+        if g["level"] == 5:
+            slots = [c.index.get(key_of(gid, b), -1) if b is not None else -2 for b in row_blocks(g, row)]
+            if -1 not in slots:
+                bufs = [None if k < 0 else c.slot[k] for k in slots]
+                gens = [0 if k < 0 else c.gen[k] for k in slots]
+                for k in slots:
+                    if k >= 0:
+                        c.hold(k)
+                try:
+                    st = await raid.write_row(g, row, bufs, sc)
+                finally:
                     for k in slots:
                         if k >= 0:
-                            c.hold(k)
-                    try:
-                        st = await raid.write_row(g, row, bufs)
-                    finally:
-                        for k in slots:
-                            if k >= 0:
-                                c.busy[k] = 0
-                    for i in range(len(slots)):
-                        if slots[i] >= 0 and c.state[slots[i]] != CLEAN:
-                            _done(u, slots[i], gens[i], st)
-                    if u.tracing:
-                        u.trace("destaged", gid, glba, st)
-                    u.slot_ev.set()
-                    continue
-            gen = c.gen[s]
-            c.hold(s)
-            try:
-                st = await raid.write_block(g, glba, c.slot[s], c.resync[s])
-            finally:
-                c.busy[s] = 0
-            _done(u, s, gen, st)
-            if u.tracing:
-                u.trace("destaged", gid, glba, st)
-            u.slot_ev.set()
-    u.slot_ev.set()
+                            c.busy[k] = 0
+                for i in range(len(slots)):
+                    if slots[i] >= 0 and c.state[slots[i]] != CLEAN:
+                        _done(u, slots[i], gens[i], st)
+                if u.tracing:
+                    u.trace("destaged", gid, glba, st)
+                u.slot_ev.set()
+                return
+        gen = c.gen[s]
+        c.hold(s)
+        try:
+            st = await raid.write_block(g, glba, c.slot[s], c.resync[s], sc)
+        finally:
+            c.busy[s] = 0
+        _done(u, s, gen, st)
+        if u.tracing:
+            u.trace("destaged", gid, glba, st)
+        u.slot_ev.set()
+    finally:
+        raid.leave(g, row, sc)
 
 
 def _done(u, s, gen, st):

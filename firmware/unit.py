@@ -20,6 +20,7 @@ BOARD_DEFAULTS = {
     "cache_slots": 64,
     "max_members": 8,
     "workers": 4,
+    "raid_sets": 0,         # rows of healthy groups worked on at once (0: one at a time)
     "destage_ms": 20,
     "save_ms": 500,
     "retry_ms": 300,        # resend a drive/peer request not answered within this time
@@ -34,7 +35,10 @@ class Unit:
         b.update(board)
         self.board = b
         self.sm = SharedMemory(sm_path)
-        self.link = Link(port, b["max_payload"], b["workers"], npending=b["max_members"] * 2 + 8 + b["workers"],
+        # drive/peer requests in flight: a member's worth per RAID lock holder and one
+        # spare, one per worker (direct reads), and a few for features
+        npending = (b["max_members"] + 1) * (b["raid_sets"] + 2) + 8 + b["workers"]
+        self.link = Link(port, b["max_payload"], b["workers"], npending=npending,
                          retry_ms=b["retry_ms"])
         self.link.handler = self.handle
         self.dka = DKA(self)
@@ -85,7 +89,7 @@ class Unit:
             self.warn("%d dirty cache slots restored from the non-volatile cache" % self.cache.ndirty)
             self.destage_ev.set()
         self.high_water = max(1, n // 2)
-        self.raid = Raid(self, self.bs, self.board["max_members"])
+        self.raid = Raid(self, self.bs, self.board["max_members"], self.board["raid_sets"])
         if nv is not None:
             self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
         features.attach_all(self)
