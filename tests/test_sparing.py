@@ -289,9 +289,12 @@ def test_the_backup_area_is_the_first_available_of_unused_group_journal_work_dis
 
 # ---- E1: an unused RAID group (Figs 2, 3) ---------------------------------------------------
 
+FIG2_SIZES = {1: 64, 2: 48, 3: 64}
+
+
 def fig2_unit(**sparing):
-    """The seed's numbering: group 1 = disks 1-4 with volumes 1-3, group 5 = disks 5-8
-    unused, spare 9, work volumes 10-12 on drive 10, a DUPLEX pair 4<->7."""
+    """The seed's numbering: group 1 = disks 1-4 with volumes 1-3 (64, 48 and 64 blocks),
+    group 5 = disks 5-8 unused, spare 9, work volumes 10-12 on drive 10, a DUPLEX pair 4<->7."""
     cfg = {"backup": "group", "track_blocks": 4, "start_paused": True, "feedback_paused": True,
            "thresholds": {"read_unrecoverable": 2},
            "work_volumes": [{"id": 10 + i, "drive": 10, "start": 16 * i, "tracks": 4} for i in range(3)],
@@ -300,7 +303,7 @@ def fig2_unit(**sparing):
     return {"name": "u0", "drives": 11, "drive_blocks": 64, "backing": "memory",
             "group": [{"id": 1, "level": 5, "members": [1, 2, 3, 4], "chunk": 4, "spares": [9], "auto_rebuild": False},
                       {"id": 5, "level": 5, "members": [5, 6, 7, 8], "chunk": 4, "auto_rebuild": False}],
-            "volume": [{"id": i, "group": 1, "start": 64 * (i - 1), "blocks": 64} for i in (1, 2, 3)],
+            "volume": [{"id": i, "group": 1, "start": 64 * (i - 1), "blocks": FIG2_SIZES[i]} for i in (1, 2, 3)],
             "features": ["sparing"], "sparing": cfg}
 
 
@@ -308,7 +311,8 @@ def test_unused_group_pairs_volumes_as_figs_2_and_3_and_feeds_back_only_updated_
     rig = make_rig(rig_desc(fig2_unit()))
     u, h = rig.unit(), rig.host()
     vols = u.table("volumes")
-    assert u.table("T1") == [{"group": 1, "volumes": [1, 2, 3], "disks": [1, 2, 3, 4], "level": "RAID5"},
+    sized = [{"id": i, "blocks": FIG2_SIZES[i]} for i in (1, 2, 3)]
+    assert u.table("T1") == [{"group": 1, "volumes": sized, "disks": [1, 2, 3, 4], "level": "RAID5"},
                              {"group": 5, "volumes": [], "disks": [5, 6, 7, 8], "level": "RAID5"}]
     assert u.table("T2") == [{"primary": 4, "secondary": 7, "status": "DUPLEX", "bitmap": ""}]
     fill(u, h, vols)
@@ -317,7 +321,9 @@ def test_unused_group_pairs_volumes_as_figs_2_and_3_and_feeds_back_only_updated_
     sp = make_faulty(u, h, 4, on4[:2], vol=1)
     w0 = u.drives[4].counters["writes"]
     assert sp["drive"] == 4 and sp["spare"] == 9
-    assert u.table("T1")[1] == {"group": 5, "volumes": [13, 14, 15], "disks": [5, 6, 7, 8], "level": "RAID5"}
+    # Fig 2B: the sub group gets volumes 13-15, the same number and the same sizes
+    assert u.table("T1")[1] == {"group": 5, "volumes": [{"id": 12 + i, "blocks": FIG2_SIZES[i]} for i in (1, 2, 3)],
+                                "disks": [5, 6, 7, 8], "level": "RAID5"}
     t2 = u.table("T2")
     assert [(r["primary"], r["secondary"], r["status"]) for r in t2] == [
         (4, 7, "DUPLEX"), (1, 13, BACKING_UP), (2, 14, BACKING_UP), (3, 15, BACKING_UP)]
@@ -345,7 +351,7 @@ def test_unused_group_pairs_volumes_as_figs_2_and_3_and_feeds_back_only_updated_
     assert {lba for d in (1, 2, 3, 9) for op, lba, _ in u.drives[d].accesses if op == "w"} == rows
     assert u.drives[4].counters["writes"] == w0
     assert u.table("T2") == [{"primary": 4, "secondary": 7, "status": "DUPLEX", "bitmap": ""}]
-    assert u.table("T1") == [{"group": 1, "volumes": [1, 2, 3], "disks": [1, 2, 3, 9], "level": "RAID5"},
+    assert u.table("T1") == [{"group": 1, "volumes": sized, "disks": [1, 2, 3, 9], "level": "RAID5"},
                              {"group": 5, "volumes": [], "disks": [5, 6, 7, 8], "level": "RAID5"}]
     assert verify(u, h, vols) == 0
 

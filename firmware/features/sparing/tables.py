@@ -20,7 +20,7 @@ def t1(mgr):
     vols = mgr.u.sm.t["volumes"]
     for g in sorted(mgr.u.sm.t["groups"], key=lambda x: x["id"]):
         on = sorted([v for v in vols if volmap.on_group(v, g["id"])], key=lambda v: v["id"]) + secs.get(g["id"], [])
-        out.append({"group": g["id"], "volumes": [v["id"] for v in on],
+        out.append({"group": g["id"], "volumes": [{"id": v["id"], "blocks": v["blocks"]} for v in on],
                     "disks": list(g["members"]), "level": "RAID%d" % g["level"]})
     return out
 
