@@ -4,10 +4,12 @@
 # cannot be read; reconstruct (E6): rebuilt from the others, the faulty drive read only
 # where that fails (S291/S292).  Neither: lost data (S293); the spare refuses: a spare
 # write error (S290); the copy goes on.  A row the spare already has is skipped (I11).
-# Then the feedback (feedback.py).
+# Then the feedback (feedback.py).  The copy yields after each row, so host I/O to the
+# group (which takes the whole-RAID lock while a member is stood in for) is never starved.
 from firmware import core
 from firmware.features.sparing.feedback import feedback
 from firmware.jobs import DONE
+from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
 
@@ -55,6 +57,7 @@ async def run(sp):
             job.pointer = sp.ptr
             if sp.ptr % every == 0:
                 sp.u.sm.dirty = True
+        await sleep_ms(0)       # host I/O waiting for the RAID lock goes first (it does not queue)
     job.state = DONE
     job.note = "copied drive %d to drive %d: %d lost, %d spare write errors" % (
         sp.drive, sp.spare, len(sp.lost), len(sp.swe))

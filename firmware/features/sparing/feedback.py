@@ -8,6 +8,7 @@
 from firmware import wire
 from firmware.features.sparing.job import FEEDBACK
 from firmware.jobs import DONE, Job
+from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
 
@@ -78,6 +79,7 @@ async def feedback(sp, resume=False):
             sp.fb_ptr += 1
             job.pointer = sp.fb_ptr
             u.sm.dirty = True
+        await sleep_ms(0)       # host I/O between two updates (see copier.py)
     async with raid.lock:
         if sp.area is not None:
             for key, ref in sp.area.items():    # anything that slipped in meanwhile
