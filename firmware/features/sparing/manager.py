@@ -24,7 +24,7 @@ class Manager:
     def __init__(self, u, reg):
         self.u = u
         self.reg = reg
-        cfg = Settings(u.sm.t["config"].get("sparing", {}))
+        cfg = Settings(u.sm.t["config"].get("sparing") or {})
         self.cfg = cfg
         self.tb = cfg.tb
         self.active = {}         # group id -> Spare
