@@ -119,28 +119,27 @@ def count(bm, start=0, end=-1):
     return _b.count(bm, start, end)
 
 
-def next_set(bm, pos, nbits=-1):
-    """First set bit in [pos, nbits), or -1."""
+def _scan(bm, pos, nbits, what):
+    # nbits of next_set / next_clear (negative: the whole bitmap), with pos checked.
     if nbits < 0:
         nbits = len(bm) * 8
-    _span(bm, 0, nbits, "next_set")
+    elif nbits > len(bm) * 8:
+        _span(bm, 0, nbits, what)  # raises (called only when the check fails)
     if pos < 0:
-        raise IndexError("next_set: negative position")
-    if pos >= nbits:
-        return -1
-    return _b.next_set(bm, pos, nbits)
+        raise IndexError("%s: negative position" % what)
+    return nbits
+
+
+def next_set(bm, pos, nbits=-1):
+    """First set bit in [pos, nbits), or -1."""
+    nbits = _scan(bm, pos, nbits, "next_set")
+    return _b.next_set(bm, pos, nbits) if pos < nbits else -1
 
 
 def next_clear(bm, pos, nbits=-1):
     """First clear bit in [pos, nbits), or -1."""
-    if nbits < 0:
-        nbits = len(bm) * 8
-    _span(bm, 0, nbits, "next_clear")
-    if pos < 0:
-        raise IndexError("next_clear: negative position")
-    if pos >= nbits:
-        return -1
-    return _b.next_clear(bm, pos, nbits)
+    nbits = _scan(bm, pos, nbits, "next_clear")
+    return _b.next_clear(bm, pos, nbits) if pos < nbits else -1
 
 
 def or_merge(dst, src):

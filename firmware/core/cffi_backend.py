@@ -15,6 +15,10 @@ from itertools import repeat as _repeat
 from _storlab_core import ffi as _ffi
 from _storlab_core import lib as _lib
 
+# Single-bit operations touch one byte: the reference's plain indexing is several times
+# faster than any foreign call (sc_bit_set/clear/test exist in the C core for C callers).
+from .pure import bit_clear, bit_set, bit_test  # noqa: F401
+
 NAME = "c"
 
 # The checked entry points of csrc/pycore.c (module _storlab_fast, created by the cffi
@@ -73,21 +77,6 @@ def equal(a, b):
 
 def is_zero(a):
     return _is_zero(_fb(_U8, a), _len(a)) != 0
-
-
-# Single-bit operations touch one byte: plain indexing is several times faster than
-# any foreign call (sc_bit_set/clear/test exist in the C core for C callers).
-
-def bit_set(bm, i):
-    bm[i >> 3] |= 1 << (i & 7)
-
-
-def bit_clear(bm, i):
-    bm[i >> 3] &= ~(1 << (i & 7)) & 0xFF
-
-
-def bit_test(bm, i):
-    return (bm[i >> 3] >> (i & 7)) & 1
 
 
 def range_set(bm, start, count):
