@@ -23,6 +23,18 @@ def parity_ok(u, g):
     return bad
 
 
+def written(make_rig, blocks, desc=None, restart=False):
+    """An emulator rig whose host has written blocks 0..blocks-1 of volume 0, flushed to the
+    drives (restart: and the unit restarted, its cache cold): (unit, host)."""
+    rig = make_rig(desc or rig_desc(), board="emulator")
+    u, h = rig.unit(), rig.host()
+    h.write(0, 0, blocks)
+    u.flush()
+    if restart:
+        u.restart()
+    return u, h
+
+
 def test_raid5_life_on_the_emulator_and_cpython_board_leaves_identical_drives(make_rig):
     images = {}
     for board in ("emulator", "cpython"):
@@ -42,11 +54,8 @@ def test_raid5_life_on_the_emulator_and_cpython_board_leaves_identical_drives(ma
 
 
 def test_raid5_layout_rotates_parity_and_places_data_where_locate_says(make_rig):
-    rig = make_rig(rig_desc(), board="emulator")
-    u, h = rig.unit(), rig.host()
+    u, h = written(make_rig, 24)
     g = u.table("groups")[0]
-    h.write(0, 0, 24)
-    u.flush()
     for glba in range(24):
         row, m, p = locate(g, glba)
         assert u.drives[g["members"][m]].read_raw(row) == h.verifier.expected(0, glba)
@@ -56,16 +65,13 @@ def test_raid5_layout_rotates_parity_and_places_data_where_locate_says(make_rig)
 
 
 def test_unreadable_block_is_rebuilt_from_the_others_and_repaired(make_rig):
-    rig = make_rig(rig_desc(), board="emulator")
-    u, h = rig.unit(), rig.host()
-    h.write(0, 0, 24)
-    u.flush()
+    u, h = written(make_rig, 24)
     g = u.table("groups")[0]
     row, m, _ = locate(g, 5)
     d = g["members"][m]
     u.inject(d, "defect", row, 1)
     # evict the cache by reading elsewhere is unnecessary: a fresh board has it cold
-    rig.unit().restart()
+    u.restart()
     assert h.read(0, 5) == 0
     assert u.table("raid")["repaired"] == 1
     assert u.drives[d].read_raw(row) == h.verifier.expected(0, 5)     # rewritten: defect gone
@@ -74,11 +80,7 @@ def test_unreadable_block_is_rebuilt_from_the_others_and_repaired(make_rig):
 
 
 def test_recovered_errors_are_counted_and_the_data_returned(make_rig):
-    rig = make_rig(rig_desc(), board="emulator")
-    u, h = rig.unit(), rig.host()
-    h.write(0, 0, 12)
-    u.flush()
-    u.restart()
+    u, h = written(make_rig, 12, restart=True)
     u.inject(0, "recovered")
     assert h.verify_all(0, 12) == 0
     io = u.table("drives")[0]["io"]
@@ -102,11 +104,7 @@ def test_write_fault_fails_the_member_and_no_acknowledged_write_is_lost(make_rig
 
 
 def test_second_failure_in_a_raid5_group_reports_data_lost(make_rig):
-    rig = make_rig(rig_desc(), board="emulator")
-    u, h = rig.unit(), rig.host()
-    h.write(0, 0, 24)
-    u.flush()
-    u.restart()
+    u, h = written(make_rig, 24, restart=True)
     u.inject(1, "fail")
     u.inject(3, "fail")
     with pytest.raises(StatusError) as e:
@@ -120,10 +118,7 @@ def test_raid1_mirror_degrades_and_rebuilds(make_rig):
     unit = dict(BASE_UNIT, drives=3,
                 group=[{"id": 0, "level": 1, "members": [0, 1], "spares": [2]}],
                 volume=[{"id": 0, "group": 0, "blocks": 64}])
-    rig = make_rig(rig_desc(unit), board="emulator")
-    u, h = rig.unit(), rig.host()
-    h.write(0, 0, 64)
-    u.flush()
+    u, h = written(make_rig, 64, rig_desc(unit))
     assert u.drives[0].image() == u.drives[1].image()
     u.inject(0, "fail")
     u.restart()
