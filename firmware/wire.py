@@ -80,6 +80,8 @@ E_NOT_READY = const(0x22)    # drive failed / absent
 E_TIMEOUT = const(0x23)
 E_PATH_DOWN = const(0x24)
 E_DATA_LOST = const(0x25)    # no redundancy left to rebuild the data
+E_CHECK = const(0x26)        # mirror (seed 002): check report, the write was not done on either volume
+E_RESERVATION_CONFLICT = const(0x27)   # mirror (seed 002): the volume is reserved by another host
 E_INTERNAL = const(0x30)
 
 STATUS = {
@@ -89,6 +91,7 @@ STATUS = {
     E_UNKNOWN_CHANNEL: "UNKNOWN_CHANNEL", E_BAD_FRAME: "BAD_FRAME", E_TOO_LONG: "TOO_LONG",
     E_MEDIUM: "MEDIUM_ERROR", E_WRITE_FAULT: "WRITE_FAULT", E_NOT_READY: "NOT_READY",
     E_TIMEOUT: "TIMEOUT", E_PATH_DOWN: "PATH_DOWN", E_DATA_LOST: "DATA_LOST",
+    E_CHECK: "CHECK", E_RESERVATION_CONFLICT: "RESERVATION_CONFLICT",
     E_INTERNAL: "INTERNAL",
 }
 

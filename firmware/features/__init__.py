@@ -31,9 +31,9 @@
 from firmware import iopath
 from firmware.args import Refused
 
-BUILT = ("sparing", "volcopy", "parity_unit")
+BUILT = ("sparing", "volcopy", "parity_unit", "mirror")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
-PLANNED = ("remote_copy", "mirror", "online_backup")
+PLANNED = ("remote_copy", "online_backup")
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
             "trace")
 
@@ -48,6 +48,10 @@ def load(name):
         from firmware.features import volcopy
 
         return volcopy
+    if name == "mirror":
+        from firmware.features import mirror
+
+        return mirror
     if name == "sparing":
         from firmware.features import sparing
 

@@ -1,0 +1,29 @@
+"""Host-side helpers for the mirror with sub-host access (seed 002,
+firmware/features/mirror/): the two volumes read from the drives, the trace events of
+the job chain, the peer frames a unit sent."""
+from __future__ import annotations
+
+import os
+
+from firmware import wire
+
+RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rigs", "mirror.toml")
+MSG_HEAD = 12     # firmware/features/mirror/chain.py HL
+
+
+def on_drives(u, vol: int = 0) -> bytes:
+    """The volume as the unit's first RAID1 member holds it after a flush."""
+    u.flush(vol)
+    v = [x for x in u.desc["volume"] if x["id"] == vol][0]
+    return u.drives[0].read_raw(v.get("start", 0), v["blocks"])
+
+
+def events(u) -> list[list[str]]:
+    """The mirror trace events the unit logged: [job, step, lba, count, ...]."""
+    return [line.split()[2:] for line in list(u.link.logs) if line.startswith("T mirror ")]
+
+
+def peer_frames(u, since: int = 0) -> list[int]:
+    """Payload lengths of the PEER requests the unit's board sent since trace index since."""
+    return [r.n for r in list(u.link.trace)[since:]
+            if r.dir == "rx" and r.kind == wire.K_PEER and wire.CH_PEER <= r.ch < wire.CH_MGMT]

@@ -1,0 +1,104 @@
+"""Seed 002: a main volume and its mirrored sub volume on two emulated boards
+(rigs/mirror.toml); writes from the main host (101) and the sub host (102)."""
+import random
+import tomllib
+
+import pytest
+from conftest import have_micropython
+
+from firmware import wire
+from host import mirror as hm
+from host.rig import StatusError
+
+pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
+BS = 4096
+
+
+@pytest.fixture
+def pair(make_rig):
+    with open(hm.RIG, "rb") as f:
+        rig = make_rig(tomllib.load(f))
+    main, sub = rig.unit("main"), rig.unit("sub")
+    for u in (main, sub):
+        u.mgmt("trace", on=True)
+    return rig, main, sub
+
+
+def rand(n, seed):
+    return random.Random(seed).randbytes(n * BS)
+
+
+def test_sub_host_write_reaches_the_main_volume_first_and_the_copy_skips_cached_data(pair):
+    rig, main, sub = pair
+    mark = len(main.link.trace)
+    data = rand(3, 1)
+    sub.write(0, 5, data)
+    ev = [e[:2] for e in hm.events(sub)]
+    # JOB1 -> JOB3 forward, then JOB2 writes the sub volume (only after the main unit
+    # had the data: the copy comes from it), then JOB1 ends
+    assert ev == [["JOB1", "704"], ["JOB3", "714"], ["JOB2", "711"], ["JOB1", "707"]]
+    assert [e[:2] for e in hm.events(main)] == [["JOB4", "719"], ["JOB5", "726"]]
+    assert hm.events(main)[1][4] == "skip"
+    # the copy back to the sub unit carried no data frame (cache hit, [0056])
+    assert hm.peer_frames(main, mark) == [hm.MSG_HEAD]
+    assert main.table("mirror")["counters"]["skipped_bytes"] == 3 * BS
+    assert main.read(0, 5, 3) == data and sub.read(0, 5, 3) == data
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    assert sub.table("mirror_515") == [] and sub.table("mirror_514") == []
+
+
+def test_main_host_write_is_copied_with_its_data_and_both_volumes_stay_equal(pair):
+    rig, main, sub = pair
+    mark = len(main.link.trace)
+    data = rand(2, 2)
+    main.write(0, 10, data)
+    assert hm.peer_frames(main, mark) == [hm.MSG_HEAD + 2 * BS]
+    assert sub.read(0, 10, 2) == data
+    for i in range(8):      # both hosts, the same blocks
+        (main if i % 2 else sub).write(0, 10 + i % 3, rand(1, 10 + i))
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    assert sub.table("mirror")["counters"]["direct_reads"] >= 1
+
+
+def test_mirror_abnormal_gives_check_at_job1_and_at_job2_with_nothing_changed(pair):
+    rig, main, sub = pair
+    main.write(0, 0, rand(4, 3))
+    before = (hm.on_drives(main), hm.on_drives(sub))
+    mark = len(sub.link.trace)
+    sub.mgmt("mirror_state", state="abnormal")
+    with pytest.raises(StatusError) as e:          # 702 -> 703: nothing forwarded
+        sub.write(0, 1, rand(1, 4))
+    assert e.value.status == wire.E_CHECK and hm.peer_frames(sub, mark) == []
+    with pytest.raises(StatusError) as e:          # 709 -> 710: main volume put back
+        main.write(0, 2, rand(1, 5))
+    assert e.value.status == wire.E_CHECK
+    assert hm.on_drives(sub) == before[1]
+    assert hm.on_drives(main) == before[0]
+    assert ["JOB2", "710"] in [x[:2] for x in hm.events(sub)]
+    sub.mgmt("mirror_state", state="normal")
+    sub.write(0, 1, rand(1, 6))
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    r = sub.link.mgmt("mirror_state", state="odd", check=False)
+    assert r["_status"] == wire.E_BAD_PARAM
+
+
+def test_path_cut_gives_check_and_leaves_both_volumes_equal(pair):
+    rig, main, sub = pair
+    main.write(0, 0, rand(4, 7))
+    before = hm.on_drives(main)
+    rig.fabric.paths[0].cut = True                 # 202
+    with pytest.raises(StatusError) as e:
+        main.write(0, 1, rand(1, 8))
+    assert e.value.status == wire.E_CHECK
+    with pytest.raises(StatusError) as e:          # the copy back cannot come
+        sub.write(0, 2, rand(1, 9))
+    assert e.value.status == wire.E_CHECK
+    rig.fabric.paths[0].cut = False
+    rig.fabric.paths[1].cut = True                 # 203
+    with pytest.raises(StatusError) as e:
+        sub.write(0, 3, rand(1, 10))
+    assert e.value.status == wire.E_CHECK
+    assert hm.on_drives(main) == before == hm.on_drives(sub)
+    rig.fabric.paths[1].cut = False
+    sub.write(0, 3, rand(1, 11))
+    assert hm.on_drives(main) == hm.on_drives(sub)
