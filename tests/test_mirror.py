@@ -102,3 +102,46 @@ def test_path_cut_gives_check_and_leaves_both_volumes_equal(pair):
     rig.fabric.paths[1].cut = False
     sub.write(0, 3, rand(1, 11))
     assert hm.on_drives(main) == hm.on_drives(sub)
+
+
+def test_areas_hold_a_pending_sub_host_write_and_reads_route_by_the_pending_list(pair):
+    rig, main, sub = pair
+    for d in (0, 1):
+        main.inject(d, "hold")     # the main unit's pre-image read waits: the chain stops at JOB4
+    data = rand(2, 12)
+    w = sub.start_io("w", 0, 20, data)
+    sub.wait_for(lambda u: u.table("mirror_515"), what="entry in 515")
+    e = sub.table("mirror_515")[0]
+    assert (e["516"], e["517"], e["518"], e["519"], e["520"]) == (0, 0, 1, "write", [20, 2])
+    assert sub.table("mirror_514") == [[20, 2]]
+    assert sub.table("mirror_521") == [{"entry": e["entry"], "bytes": 2 * BS}]
+    assert hm.on_drives(sub)[20 * BS:22 * BS] == bytes(2 * BS)        # not written yet
+    mark = len(sub.link.trace)
+    assert sub.read(0, 30, 1) == bytes(BS)      # no overlap: read on the sub unit itself
+    assert hm.peer_frames(sub, mark) == []
+    r = sub.start_io("r", 0, 21, 1)             # overlaps: sent to the main volume
+    sub.wait_for(lambda u: u.table("mirror")["counters"]["main_reads"] == 1, what="read sent to main")
+    for d in (0, 1):
+        main.inject(d, "release")
+    sub.finish_io(w)
+    assert sub.finish_io(r) == data[BS:]
+    assert sub.table("mirror_515") == [] and hm.on_drives(main) == hm.on_drives(sub)
+
+
+def test_sub_board_killed_mid_write_leaves_both_volumes_equal_after_restart(pair):
+    rig, main, sub = pair
+    main.write(0, 0, rand(4, 13))
+    for d in (0, 1):
+        main.inject(d, "hold")
+    w = sub.start_io("w", 0, 1, rand(1, 14))
+    sub.wait_for(lambda u: u.table("mirror_515"), what="entry in 515")
+    sub.kill()                                   # the write is never acknowledged
+    for d in (0, 1):
+        main.inject(d, "release")
+    sub.start(configure=False)
+    sub.mgmt("trace", on=True)
+    assert w is not None and sub.table("mirror_515") == []
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    sub.write(0, 2, rand(1, 15))                 # and the pair works on
+    main.write(0, 3, rand(1, 16))
+    assert hm.on_drives(main) == hm.on_drives(sub)
