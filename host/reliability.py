@@ -350,7 +350,8 @@ def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0) -> dict
 
 
 def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int = 150,
-            model_steps: int = 300, progress=None) -> dict:
+            model_steps: int = 300, progress=None, tick=None) -> dict:
+    """Every run; progress(message) as each begins, tick(run, done) within the fuzz run."""
     from host.model import model_rig_desc
     from host.rig import Rig
 
@@ -368,7 +369,7 @@ def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int 
         out["resets"] = timed(reset_run, rig, kills=kills)
     say(f"fuzzing: {fuzz} malformed inputs ...")
     with Rig(model_rig_desc(4096), board=board) as rig:
-        out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz)
+        out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz, progress=(lambda i: tick("fuzz", i)) if tick else None)
     say(f"model: {model_steps} random steps against the golden model ...")
     out["model"] = timed(model_run, board, model_steps)
     return out

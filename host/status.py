@@ -1,0 +1,227 @@
+"""`storlab status` and `storlab tables`: a unit's state for a person (in the manner of
+`mdadm --detail`: each group, its members and their states, rebuild and copy progress,
+then cache, errors and warnings) or as data for a script.
+
+The unit is either one of a rig's (started and configured from its file) or a running
+board reached at BOARD@URL, which is only read: management requests, no drives served.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+BASE_TABLES = ("config", "drives", "groups", "volumes", "warnings", "boot", "jobs", "cache", "link", "raid", "mem")
+
+
+class AttachedUnit:
+    """A running board with the firmware on it, at NAME@URL: read-only management."""
+
+    def __init__(self, spec: str, timeout: float = 10.0):
+        import serial
+
+        from host.boards import load_board
+        from host.link import BoardLink
+
+        self.board = load_board(spec)
+        self.name = spec.partition("@")[0]
+        url = self.board["url"]
+        ser = serial.serial_for_url(url, baudrate=self.board.get("serial", {}).get("baudrate", 115200), timeout=0.05)
+        self.link = BoardLink(ser, self.name, max_payload=self.board.get("max_payload", 65535))
+        try:
+            self.hello = self.link.mgmt("info", timeout=timeout)
+        except BaseException:
+            self.link.close()
+            raise
+
+    def mgmt(self, op: str, **args) -> dict:
+        return self.link.mgmt(op, **args)
+
+    def table(self, name: str):
+        return self.mgmt("table", name=name)["table"]
+
+    def close(self):
+        self.link.close()
+
+
+@contextlib.contextmanager
+def open_target(rig_path: str | None, board: str | None, attach: str | None):
+    """Yield the units to look at: a rig's (started from its file) or one attached board."""
+    if attach:
+        u = AttachedUnit(attach)
+        try:
+            yield [u]
+        finally:
+            u.close()
+        return
+    from host.rig import Rig
+
+    with Rig.load(rig_path, board=board) as rig:
+        yield list(rig.units.values())
+
+
+def gather(u) -> dict:
+    """Everything the status view shows, as data."""
+    info = u.mgmt("info")
+    have = list(info.get("tables", []))
+    d: dict = {"board": info.get("board"), "impl": info.get("impl"), "core": info.get("core"),
+               "boots": info.get("boots"), "configured": info.get("configured"), "features": info.get("features", [])}
+    for t in BASE_TABLES:
+        if t in have or t in ("cache", "raid"):
+            try:
+                d[t] = u.table(t)
+            except Exception:   # a table this firmware does not keep
+                d[t] = None
+    d["feature_tables"] = {t: u.table(t) for t in have if t not in BASE_TABLES}
+    return d
+
+
+def _size(blocks: int, bs: int) -> str:
+    n = blocks * bs
+    for unit, k in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{n} B"
+
+
+def group_state(g: dict, jobs: list) -> str:
+    """The group's state in mdadm's words."""
+    st = g.get("state")
+    words = {"normal": ["clean"], "degraded": ["clean", "degraded"], "rebuilding": ["clean", "degraded"],
+             "failed": ["FAILED"]}.get(st, [str(st)])
+    if g.get("rebuild"):
+        running = any(j.get("name") == f"rebuild{g['id']}" and j.get("state") == "paused" for j in jobs)
+        words.append("recovering (paused)" if running else "recovering")
+    return ", ".join(words)
+
+
+MEMBER_STATE = {"normal": "active sync", "failed": "faulty", "rebuilding": "spare rebuilding", "spare": "spare",
+                "faulty": "active sync, faulty (sparing)", "sparing": "spare (copy target)"}
+
+
+def render(name: str, d: dict):
+    bs = (d.get("config") or {}).get("block_size", 4096)
+    out = []
+    head = Text.assemble((f"unit {name}", "bold"), f"  board {d.get('board')} ({d.get('impl')}, core "
+                         f"{d.get('core')}), boot {d.get('boots')}, "
+                         f"{'configured' if d.get('configured') else 'NOT configured'}")
+    out.append(head)
+    cfg = d.get("config") or {}
+    out.append(Text(f"  block size {bs}, cache {cfg.get('cache_mode', 'write-back')}"
+                    + (f", features: {', '.join(d['features'])}" if d.get("features") else "")))
+    drives = {x["id"]: x for x in d.get("drives") or []}
+    jobs = d.get("jobs") or []
+    for g in d.get("groups") or []:
+        members = g.get("members", [])
+        failed = set(g.get("failed") or [])
+        spares = g.get("spares") or []
+        rb = g.get("rebuild")
+        kv = [("Raid Level", f"raid{g.get('level')}"),
+              ("Array Size", f"{g.get('capacity')} blocks ({_size(g.get('capacity', 0), bs)})"),
+              ("Used Dev Size", f"{g.get('rows')} blocks ({_size(g.get('rows', 0), bs)})"),
+              ("Raid Devices", str(len(members))),
+              ("Total Devices", str(len(members) + len(spares) + (1 if rb and rb.get("spare") not in members else 0))),
+              ("State", group_state(g, jobs)),
+              ("Active Devices", str(len([m for m in members if m not in failed]))),
+              ("Failed Devices", str(len(failed))),
+              ("Spare Devices", str(len(spares)))]
+        if g.get("level") == 5:
+            kv.append(("Chunk Size", f"{g.get('chunk')} blocks ({_size(g.get('chunk', 1), bs)})"))
+        if rb:
+            rows = max(1, g.get("rows") or 1)
+            kv.append(("Rebuild Status", f"{100 * rb.get('pointer', 0) // rows}% complete (row {rb.get('pointer')} "
+                                         f"of {rows}), member {rb.get('member')} onto drive {rb.get('spare')}"))
+        kv.append(("Auto Rebuild", "yes" if g.get("auto_rebuild") else "no"))
+        t = Table(title=f"group {g['id']}", title_justify="left", show_header=False, box=None, padding=(0, 1))
+        t.add_column(justify="right", style="bold")
+        t.add_column()
+        for k, v in kv:
+            style = "red" if k == "State" and ("degraded" in v or "FAILED" in v) else ""
+            t.add_row(f"{k} :", Text(v, style=style))
+        m = Table(box=None, padding=(0, 2))
+        for c in ("Number", "Drive", "State", "Blocks"):
+            m.add_column(c, justify="right" if c != "State" else "left")
+        for i, dr in enumerate(members):
+            st = "faulty" if dr in failed else MEMBER_STATE.get(drives.get(dr, {}).get("state"), "?")
+            m.add_row(str(i), str(dr), Text(st, style="red" if "faulty" in st else ""),
+                      str(drives.get(dr, {}).get("blocks", "")))
+        for s in spares + ([rb["spare"]] if rb and rb.get("spare") not in spares + members else []):
+            m.add_row("-", str(s), MEMBER_STATE.get(drives.get(s, {}).get("state"), "spare"),
+                      str(drives.get(s, {}).get("blocks", "")))
+        out += [Text(""), t, Text(""), m]
+    vols = d.get("volumes") or []
+    if vols:
+        out.append(Text("\nvolumes: " + "; ".join(
+            f"{v['id']} on group {v['group']}, blocks {v['start']}..{v['start'] + v['blocks'] - 1} "
+            f"({_size(v['blocks'], bs)})" for v in vols)))
+    live = [j for j in jobs if j.get("state") not in ("done",)]
+    if jobs:
+        out.append(Text("jobs: " + "; ".join(
+            f"{j.get('name')} {j.get('state')} {j.get('pointer', 0)}/{j.get('total', '?')}"
+            + (f" ({100 * int(j.get('pointer') or 0) // max(1, int(j.get('total') or 1))}%)" if j.get("total") else "")
+            for j in jobs) + ("" if live else " (all done)")))
+    for tname, rows in (d.get("feature_tables") or {}).items():
+        if tname == "sparing" and rows:
+            for s in rows:
+                out.append(Text(f"sparing: drive {s.get('drive')} -> spare {s.get('spare')}, {s.get('phase')}, copy "
+                                f"{s.get('copy_pointer')}/{s.get('rows')} rows", style="yellow"))
+    c = d.get("cache")
+    if c:
+        out.append(Text(f"cache: {c.get('slots')} slots, {c.get('used')} used, {c.get('dirty')} dirty"
+                        f"{', non-volatile' if c.get('nv') else ''}; read hits {c.get('read_hits')} / misses "
+                        f"{c.get('read_misses')}, destaged {c.get('destaged')}, evictions {c.get('evictions')}"))
+    errs = [f"drive {x['id']}: " + " ".join(f"{k}={v}" for k, v in (x.get("io") or {}).items() if k not in ("r", "w")
+                                            and v)
+            for x in drives.values() if any(v for k, v in (x.get("io") or {}).items() if k not in ("r", "w"))]
+    r = d.get("raid") or {}
+    if any(r.values()):
+        errs.append(" ".join(f"{k}={v}" for k, v in r.items()))
+    lk = d.get("link") or {}
+    if lk.get("dropped"):
+        errs.append(f"link: {lk.get('dropped')} frames dropped")
+    out.append(Text("errors: " + ("; ".join(errs) if errs else "none")))
+    warns = list(d.get("warnings") or [])
+    out.append(Text("warnings: " + ("none" if not warns else f"{len(warns)}, latest:"),
+                    style="yellow" if warns else ""))
+    for w in warns[-5:]:
+        out.append(Text(f"  {w}", style="yellow"))
+    return Group(*out)
+
+
+def problems(d: dict) -> list[str]:
+    """What is not as it should be (empty: every group normal)."""
+    out = []
+    for g in d.get("groups") or []:
+        if g.get("state") != "normal":
+            out.append(f"group {g['id']} is {g.get('state')}")
+    if not d.get("configured"):
+        out.append("not configured")
+    return out
+
+
+def table_view(title: str, value):
+    """Any SM table for a person: rows of dicts as a table, a dict as key / value pairs."""
+    def cell(v) -> str:
+        return v if isinstance(v, str) else json.dumps(v)
+
+    if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        cols: list[str] = []
+        for x in value:
+            cols += [k for k in x if k not in cols]
+        t = Table(title=title, title_justify="left")
+        for c in cols:
+            t.add_column(c)
+        for x in value:
+            t.add_row(*[cell(x.get(c, "")) for c in cols])
+        return t
+    if isinstance(value, dict):
+        t = Table(title=title, title_justify="left", show_header=False)
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in value.items():
+            t.add_row(str(k), cell(v))
+        return t
+    return Text(f"{title}: {'(empty)' if value in ([], {}, None) else cell(value)}")
