@@ -69,6 +69,14 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
     pass
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error."""
+
+    def error(self, message):
+        where = self.prog.removeprefix("storlab").strip()
+        self.exit(USAGE, f"storlab: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)\n")
+
+
 def _epilog() -> str:
     boards = ", ".join(board_names())
     return (f"boards: {boards} (or NAME@URL: a board with the firmware on it, at a pyserial URL)\n"
@@ -78,7 +86,7 @@ def _epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="storlab", description=__doc__.split("\n\n")[0], epilog=_epilog(),
+    ap = Parser(prog="storlab", description=__doc__.split("\n\n")[0], epilog=_epilog(),
                                  formatter_class=Formatter)
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")

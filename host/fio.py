@@ -297,7 +297,7 @@ def _parse(items: dict, options: dict, sect: str, where, kind: str) -> dict:
     for k in items:
         if k not in options and not (kind == "job" and k in IGNORED):
             valid = list(options) + (list(IGNORED) if kind == "job" else [])
-            near = difflib.get_close_matches(k, valid, n=1)
+            near = difflib.get_close_matches(k, valid, n=1, cutoff=0.5)
             hint = f"did you mean {near[0]!r}?" if near else f"options: {', '.join(options)}"
             raise JobFileError(f"{where(k)}: [{sect}] unknown {kind} option {k!r} ({hint})")
     return out

@@ -107,7 +107,7 @@ def _type_ok(k: Key, v) -> bool:
 
 
 def nearest(word: str, choices) -> str | None:
-    m = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    m = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return m[0] if m else None
 
 
