@@ -356,7 +356,7 @@ def cmd_run(a) -> int:
         rig.close()
         raise
     with rig:
-        res = fio.run(plan, rig, progress=con if a.output_format != "json" else None)
+        res = fio.run(plan, rig, progress=console(True))     # progress bars on stderr: stdout is fio's
     if a.output_format in ("json", "json+normal"):
         print_json(res.json())
     if a.output_format in ("normal", "json+normal"):
@@ -445,7 +445,7 @@ def cmd_reliability(a) -> int:
     con = console()
     phases = {"link_faults": a.ops, "resets": a.kills, "fuzz": a.fuzz, "model": a.model_steps}
     with Progress(TextColumn("{task.description:44}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=con) as prog:
+                  TimeElapsedColumn(), console=con, transient=False) as prog:
         tasks = {k: prog.add_task(k.replace("_", " "), total=max(1, v)) for k, v in phases.items()}
         current = [None]
 
@@ -455,8 +455,8 @@ def cmd_reliability(a) -> int:
             current[0] = next(k for k in phases if msg.startswith(k.replace("_", " ").replace("resets", "board")))
             prog.update(tasks[current[0]], description=msg.rstrip(" .")[:44])
 
-        def tick(phase, done):
-            prog.update(tasks[phase], completed=done)
+        def tick(phase, done, total=None):
+            prog.update(tasks[phase], completed=done, **({"total": total} if total else {}))
 
         figures = reliability.run_all(board=a.board, fuzz=a.fuzz, kills=a.kills, ops=a.ops,
                                       model_steps=a.model_steps, progress=say, tick=tick)

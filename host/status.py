@@ -119,15 +119,16 @@ def render(name: str, d: dict):
         failed = set(g.get("failed") or [])
         spares = g.get("spares") or []
         rb = g.get("rebuild")
+        extra = set(spares) | ({rb.get("spare")} if rb else set())
         kv = [("Raid Level", f"raid{g.get('level')}"),
               ("Array Size", f"{g.get('capacity')} blocks ({_size(g.get('capacity', 0), bs)})"),
               ("Used Dev Size", f"{g.get('rows')} blocks ({_size(g.get('rows', 0), bs)})"),
               ("Raid Devices", str(len(members))),
-              ("Total Devices", str(len(members) + len(spares) + (1 if rb and rb.get("spare") not in members else 0))),
+              ("Total Devices", str(len(set(members) | extra))),
               ("State", group_state(g, jobs)),
               ("Active Devices", str(len([m for m in members if m not in failed]))),
               ("Failed Devices", str(len(failed))),
-              ("Spare Devices", str(len(spares)))]
+              ("Spare Devices", str(len(extra - set(members))))]
         if g.get("level") == 5:
             kv.append(("Chunk Size", f"{g.get('chunk')} blocks ({_size(g.get('chunk', 1), bs)})"))
         if rb:
