@@ -441,6 +441,8 @@ def test_every_documented_command_and_option_exists():
     for doc, cmd in documented_commands():
         words = cmd.replace("[", " ").replace("]", " ").replace("|", " ").split()
         name = words[0]
+        if name == "COMMAND":       # `storlab COMMAND --help`
+            continue
         assert name in subs, f"{doc}: `storlab {cmd}`: no command {name!r}"
         assert name in TESTED, f"{doc}: `storlab {name}` is documented but no test here runs it"
         p = subs[name]
@@ -452,3 +454,35 @@ def test_every_documented_command_and_option_exists():
                 assert w.split("=")[0] in opts, f"{doc}: `storlab {cmd}`: {name} has no option {w}"
         found += 1
     assert found >= 15
+
+
+def test_the_generated_doc_sections_are_what_the_generators_write():
+    from host import fio, rigschema
+
+    assert rigschema.doc_section((ROOT / "docs" / "rig.md").read_text()) == rigschema.markdown(), \
+        "docs/rig.md is stale: python -m host.rigschema --write"
+    assert fio.doc_section((ROOT / "docs" / "cli.md").read_text()) == fio.markdown(), \
+        "docs/cli.md is stale: python -m host.fio --write"
+
+
+def test_the_job_file_of_docs_cli_md_runs(tmp_path):
+    text = (ROOT / "docs" / "cli.md").read_text()
+    jf = tmp_path / "doc.fio"
+    jf.write_text(re.search(r"```ini\n(.*?)```", text, re.S).group(1))
+    rc, out, err = storlab("run", jf, "--board", "inprocess", "--output-format", "json+normal")
+    assert rc == 0, err
+    assert "fault [fault-drive1]: unit u0 drive 1 fail after 200 I/Os: fired at I/O 200" in out
+    assert lines(out)[-1].startswith("PASS: 2 job(s)")
+
+
+def test_a_description_given_as_data_is_checked_too():
+    from conftest import rig_desc
+
+    from host.rig import Rig, RigError
+
+    d = rig_desc()
+    d["unit"][0]["group"][0]["spare"] = [4]
+    with pytest.raises(RigError, match=r"unit u0 group 0: unknown key 'spare' \(did you mean 'spares'\?\)"):
+        Rig(d)
+    d = rig_desc(sparing={"mode": "auto"}, features=["sparing"])     # feature sections go to the firmware
+    Rig(d).close()
