@@ -225,6 +225,12 @@ def load(path, sections=None, overrides: dict | None = None) -> JobFile:
         raise JobFileError(f"{path}: no such job file") from None
     except OSError as e:
         raise JobFileError(f"{path}: cannot read the job file ({e.strerror})") from None
+    n_global = [0]
+
+    def number_global(m):      # fio allows several [global] sections, each for the jobs after it
+        n_global[0] += 1
+        return m.group(0) if n_global[0] == 1 else m.group(0).replace("global", f"global\x01{n_global[0]}")
+    text = re.sub(r"(?m)^\s*\[\s*global\s*\]", number_global, text)
     cp = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=True, delimiters=("=",),
                                    comment_prefixes=("#", ";"), inline_comment_prefixes=(";", "#"),
                                    default_section="\x00none")
@@ -251,7 +257,7 @@ def load(path, sections=None, overrides: dict | None = None) -> JobFile:
                 raise JobFileError(f"{where(None)}: [{sect}] needs one of after_ops= (I/Os) or at= (a time)")
             faults.append(FaultSpec(sect, opts, lines.get((sect, None), 0)))
             continue
-        if sect == "global":
+        if sect.partition("\x01")[0] == "global":
             _parse(items, JOB_OPTIONS, sect, where, "job")     # checked now, applied to the jobs after it
             glob.update(items)
             continue
@@ -554,6 +560,7 @@ class Results:
     board: str
     started: float
     faults: list
+    verify_state: dict = field(default_factory=dict, repr=False)
 
     def ok(self) -> bool:
         return all(j.bad == 0 and not j.io_errors for j in self.jobs)
@@ -624,14 +631,18 @@ class Results:
 
 
 # ---- running ------------------------------------------------------------------------
-def run(p: Plan, rig, progress=None) -> Results:
-    """Run the plan on the started rig; progress: a rich Console for progress bars."""
+def run(p: Plan, rig, progress=None, verify_state: dict | None = None) -> Results:
+    """Run the plan on the started rig; progress: a rich Console for progress bars.
+    verify_state: what an earlier run on the same rig wrote (its Results.verify_state),
+    so this one checks those blocks too."""
     from host.link import LinkError
 
     t_start = time.time()
     t0 = time.monotonic()
-    gens: dict = {}                # (unit, vol, lba) -> generation; -1: written without verify data
-    fresh = {n: not u.hello.get("configured", False) for n, u in rig.units.items()}
+    vs = verify_state if verify_state is not None else {
+        "gens": {}, "fresh": {n: not u.hello.get("configured", False) for n, u in rig.units.items()}}
+    gens: dict = vs["gens"]        # (unit, vol, lba) -> generation; -1: written without verify data
+    fresh = vs["fresh"]            # unit -> its volumes were zeros when the first run began
     ops = [0]
     oplock = threading.Lock()
     fatal: list = []
@@ -676,7 +687,7 @@ def run(p: Plan, rig, progress=None) -> Results:
     if fatal:
         raise LinkError(str(fatal[0]))
     return Results(p, results, rig.name, ", ".join(sorted({u.board["name"] for u in rig.units.values()})),
-                   t_start, faults)
+                   t_start, faults, vs)
 
 
 def _run_group(clones, rig, gens, fresh, ops, oplock, fire_due, fatal, bar):

@@ -193,13 +193,11 @@ def render(name: str, d: dict):
 
 
 def problems(d: dict) -> list[str]:
-    """What is not as it should be (empty: every group normal)."""
+    """What is not as it should be: a group not in its normal state (empty: none)."""
     out = []
     for g in d.get("groups") or []:
         if g.get("state") != "normal":
             out.append(f"group {g['id']} is {g.get('state')}")
-    if not d.get("configured"):
-        out.append("not configured")
     return out
 
 
