@@ -31,6 +31,7 @@ class AttachedUnit:
         url = self.board["url"]
         ser = serial.serial_for_url(url, baudrate=self.board.get("serial", {}).get("baudrate", 115200), timeout=0.05)
         self.link = BoardLink(ser, self.name, max_payload=self.board.get("max_payload", 65535))
+        self.link.announce()      # a new host end: the board forgets the old one's request numbers
         try:
             self.hello = self.link.mgmt("info", timeout=timeout)
         except BaseException:

@@ -486,3 +486,34 @@ def test_a_description_given_as_data_is_checked_too():
         Rig(d)
     d = rig_desc(sparing={"mode": "auto"}, features=["sparing"])     # feature sections go to the firmware
     Rig(d).close()
+
+
+def test_live_json_without_a_terminal():
+    rc, out, err = storlab("live", "--board", "inprocess", "--ops", 40, "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["ok"] and d["bad"] == 0 and d["failed_drive"] == 1 and d["rebuilt_groups"] == [0]
+    assert d["groups"][0]["state"] == "normal" and "PASS" in err
+
+
+@needs_mp
+def test_status_and_tables_of_a_running_board_at_board_at_url(tmp_path, small_rig):
+    from host.boards import load_board
+    from host.deploy import EmulatedBoard, deploy
+
+    board = load_board("emulator")
+    with EmulatedBoard(board, tmp_path / "flash") as eb:
+        eb.power_on()
+        attach = deploy(board, None, "u0", emulated=eb)["attach"]
+        rc, out, err = storlab("status", attach)          # deployed, never configured
+        assert rc == 0, err
+        assert lines(out)[0].startswith("unit emulator  board emulator (micropython, core viper)")
+        assert "NOT configured" in lines(out)[0]
+        rc, out, err = storlab("demo", "--rig", small_rig, "--board", attach, "--ops", 10)   # configures it
+        assert rc == 0, out + err
+        rc, out, err = storlab("status", attach, "--json")
+        assert out, err
+        d = json.loads(out)["emulator"]
+        assert rc == 0 and d["configured"] and d["groups"][0]["members"] == [0, 3, 2]
+        rc, out, err = storlab("tables", "--board", attach, "--table", "groups")
+        assert rc == 0 and lines(out)[0] == "unit emulator: groups"
