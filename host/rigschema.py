@@ -186,6 +186,12 @@ def check(desc: dict, source: str | None = None, text: str | None = None) -> lis
             walk(sect, d, f"{sect} {name}: ", start, feature_ok=(sect == "unit"))
             if sect != "unit":
                 continue
+            board = d.get("board")
+            if isinstance(board, str) and not _board_known(board):
+                known = _board_names()
+                near = nearest(board.partition("@")[0], known)
+                say(sect, f"{sect} {name}: ", "board", f"no board {board!r} ("
+                    + (f"did you mean {near!r}? " if near else "") + f"boards: {', '.join(known)})", start)
             for sub in ("group", "volume"):
                 for j, sd in enumerate(d.get(sub) or []):
                     if isinstance(sd, dict):
@@ -193,6 +199,17 @@ def check(desc: dict, source: str | None = None, text: str | None = None) -> lis
                         walk(f"unit.{sub}", sd, f"unit {name} {sub} {sd.get('id', j)}: ",
                              _header_line(text, f"unit.{sub}", n))
     return out
+
+
+def _board_names() -> list[str]:
+    from host.boards import BOARDS_DIR
+
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+
+
+def _board_known(board: str) -> bool:
+    name = board.partition("@")[0]
+    return name in _board_names() or (name.endswith(".toml") and Path(name).exists())
 
 
 def _type_words(k: Key) -> str:
