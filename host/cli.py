@@ -525,11 +525,18 @@ def cmd_deploy(a) -> int:
         con.print(f"attach a rig with board [cyan]{attach}[/]")
         bad = 0
         if a.rig:
+            from host.demo import check_rig
             from host.rig import Rig
             from host.scenarios import raid5_life
 
             t0 = time.monotonic()
-            with Rig.load(a.rig, board=attach) as rig:
+            rig = Rig.load(a.rig, board=attach)
+            try:
+                check_rig(rig, 1, what="deploy --rig")
+            except BaseException:
+                rig.close()
+                raise
+            with rig:
                 u = rig.unit()
                 con.print(f"unit {u.name}: {u.hello}")
                 res = raid5_life(rig, ops=a.ops)
@@ -574,10 +581,16 @@ def cmd_trace(a) -> int:
 
     con = console()
     if a.trace_cmd == "record":
+        from host.demo import check_rig
         from host.rig import Rig
         from host.scenarios import raid5_life
 
         rig = Rig.load(_rig_path(a), board=a.board)
+        try:
+            check_rig(rig, 1, what="trace record")
+        except BaseException:
+            rig.close()
+            raise
         rec = trace.Recorder(rig, a.out)
         try:
             with con.status("recording the RAID5 life scenario ..."):
