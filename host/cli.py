@@ -331,8 +331,6 @@ def cmd_live(a) -> int:
         groups = u.table("groups")
         checked = h.verifier.checked
         mismatches = h.verifier.mismatches[:10]
-    if not con.is_terminal:
-        con.line()
     if a.json:
         print_json({"ok": bad == 0, "bad": bad, "checked": checked, "ops": a.ops, "failed_drive": a.fail,
                     "rebuilt_groups": rebuilt, "groups": groups, "mismatches": mismatches})

@@ -115,6 +115,9 @@ def test_demo_scenarios_sparing_and_all_take_ops():
     rc, out, err = storlab("demo", "--scenario", "all", "--ops", 15, "--board", "inprocess", "--json")
     assert rc == 0, err
     assert [s["scenario"] for s in json.loads(out)["scenarios"]] == ["rebuild", "sparing"]
+    rc, out, err = storlab("demo", "--scenario", "sparing", "--ops", 15, "--board", "cpython", "--live")
+    assert rc == 0, err
+    assert lines(out)[-1].startswith("PASS")
 
 
 def test_demo_on_a_board_too_small_for_the_rig_is_a_one_line_board_error():
@@ -398,19 +401,21 @@ def in_tmux(tmp_path, command: str, timeout: float = 600) -> str:
         subprocess.run(tm + ["kill-server"], capture_output=True)
 
 
+@needs_mp
 @pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed (.ci/run installs it)")
 def test_live_in_a_real_terminal(tmp_path):
-    screen = in_tmux(tmp_path, f"{BIN} live --board inprocess --ops 80")
+    screen = in_tmux(tmp_path, f"{BIN} live --ops 80")
     assert "EXIT=0" in screen, screen
     assert "u0: drives" in screen and "u0: RAID groups" in screen and "RAID5" in screen
     assert re.search(r"PASS: \d+ blocks verified, 0 bad; groups: 0 normal", screen), screen
 
 
+@needs_mp
 @pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed (.ci/run installs it)")
 def test_demo_live_in_a_real_terminal(tmp_path):
-    screen = in_tmux(tmp_path, f"{BIN} demo --live --board inprocess --ops 20")
+    screen = in_tmux(tmp_path, f"{BIN} demo --live --ops 20")
     assert "EXIT=0" in screen, screen
-    assert "unit u0 on inprocess" in screen and "u0: background jobs" in screen
+    assert "unit u0 on emulator (micropython)" in screen and "u0: background jobs" in screen
     assert re.search(r"PASS: \d+ blocks verified, 0 bad", screen)
 
 
