@@ -166,6 +166,12 @@ def render(name: str, d: dict):
             + (f" ({100 * int(j.get('pointer') or 0) // max(1, int(j.get('total') or 1))}%)" if j.get("total") else "")
             for j in jobs) + ("" if live else " (all done)")))
     for tname, rows in (d.get("feature_tables") or {}).items():
+        if tname.endswith("pairs") and isinstance(rows, list):
+            for p in rows:
+                if isinstance(p, dict) and p.get("use", 1):
+                    dirty = " ".join(f"{k}={v}" for k, v in (p.get("set") or {}).items()) or p.get("dirty", "")
+                    out.append(Text(f"{tname}: {p.get('slot', p.get('id', ''))} {p.get('orig', '?')} -> "
+                                    f"{p.get('copy', '?')}, {p.get('state')}, dirty tracks {dirty}"))
         if tname == "sparing" and rows:
             for s in rows:
                 out.append(Text(f"sparing: drive {s.get('drive')} -> spare {s.get('spare')}, {s.get('phase')}, copy "
