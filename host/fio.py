@@ -19,10 +19,10 @@ and its text summary (IOPS, BW, completion-latency percentiles).
 `load()` reads and checks a job file (no board involved), `plan()` checks it against a
 rig's description, `run()` runs it on the started rig.  docs/cli.md lists every option.
 
-Queue depth.  The host link carries one request per calling thread at a time, so
-iodepth N is N threads, each with one request in flight, each owning a disjoint slice
-of the job's region (so every block has one writer and its check is exact).  All of
-it is behind `issue()`: a pipelined host replaces that one function.
+Queue depth.  iodepth N is N queue slots, each owning a disjoint slice of the job's
+region (so every block has one writer and its check is exact), each with one request
+in flight; the slots' requests are outstanding together on the unit's link (as many
+as the board has request workers).  All of it is behind `issue()`.
 """
 from __future__ import annotations
 
@@ -126,7 +126,8 @@ JOB_OPTIONS = {
     "rw": (parse_rw, "read", "read, write, randread, randwrite, rw (or readwrite: sequential mixed), randrw"),
     "readwrite": (parse_rw, None, "the same as rw"),
     "bs": (parse_size, "4k", "bytes per I/O (a multiple of the rig's block size)"),
-    "iodepth": (parse_int(1, 256), "1", "I/Os in flight for each job (one thread each, on a slice of its own)"),
+    "iodepth": (parse_int(1, 256), "1", "I/Os in flight for each job (each slot on a slice of its own; at most "
+                                        "the board's request workers in flight on a unit)"),
     "size": (parse_size_or_pct, "100%", "the job's region, from offset (bytes or % of the volume), and the "
                                         "I/O it does unless io_size, number_ios or time_based say otherwise"),
     "io_size": (parse_size, None, "bytes of I/O, if not size"),
@@ -346,7 +347,8 @@ def plan(jf: JobFile, rig) -> Plan:
         if j.volume not in vols:
             raise JobFileError(f"{where} volume={j.volume}: unit {u.name} has no such volume "
                                f"(its volumes: {', '.join(map(str, vols)) or 'none'})")
-        vblocks = vols[j.volume]["blocks"]
+        v = vols[j.volume]
+        vblocks = v.get("blocks") or sum(e.get("blocks", 0) for e in v.get("extents", []))
         if j.bs % bs:
             raise JobFileError(f"{where} bs={j.raw.get('bs')}: not a multiple of the rig's {bs}-byte blocks")
         bsb = j.bs // bs
@@ -419,40 +421,90 @@ class Request:
 
 
 def issue(streams: list, complete) -> None:
-    """Run every stream of requests, one request of each in flight at a time: the queue
-    depth is len(streams).  complete(req, data, lat_ns, error) is called for each
-    request; it returns False to end that stream.  Today each stream is a thread doing
-    one blocking request after the other (the host link's Unit.read / Unit.write); a
-    pipelined host keeps len(streams) requests outstanding on one link instead, behind
-    this same function."""
-    pc = time.perf_counter_ns
-
-    def worker(it):
-        for req in it:
-            t = pc()
-            err = data = None
-            wait = 0.0005
-            while True:
-                try:
-                    if req.op == "read":
-                        data = req.unit.read(req.vol, req.lba, req.count)
-                    else:
-                        req.unit.write(req.vol, req.lba, req.data)
-                except Exception as e:   # handed to complete(), which decides
-                    if getattr(e, "name", None) == "BUSY":   # every worker of the unit busy: retry, as SCSI
-                        req.busy += 1
-                        time.sleep(wait)
-                        wait = min(0.05, wait * 2)
-                        continue
-                    err = e
-                break
-            if not complete(req, data, pc() - t, err):
-                return
-    threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in streams]
+    """Run every stream of requests [(unit, iterator of Request)], one request of each
+    in flight at a time: the queue depth is len(streams).  complete(req, data, lat_ns,
+    error) is called for each request as its answer comes; it returns False to end that
+    stream.  The requests of one unit are kept outstanding together on its link
+    (Unit.start_io / finish_io), up to the board's request workers (one left for
+    management, as HostComputer.run_queue does); a BUSY answer is sent again."""
+    by_unit: dict = {}
+    for u, it in streams:
+        by_unit.setdefault(id(u), (u, []))[1].append(it)
+    if len(by_unit) == 1:
+        u, its = next(iter(by_unit.values()))
+        return _pipeline(u, its, complete)
+    threads = [threading.Thread(target=_pipeline, args=(u, its, complete), daemon=True)
+               for u, its in by_unit.values()]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+
+
+def _pipeline(u, its: list, complete):
+    from firmware import wire
+    from host.link import StatusError
+
+    pc = time.perf_counter_ns
+    chunk = u._io_chunk()
+    cap = max(1, min(len(its), u.hello.get("workers", len(its) + 1) - 1))
+    ready = list(range(len(its)))           # streams whose next request may go
+    inflight: dict = {}                     # id(frame handle) -> (handle, slot, part)
+    cur: dict = {}                          # slot -> [req, t0, parts left, answers, error]
+
+    def send(slot, i):
+        req = cur[slot][0]
+        lba = req.lba + i * chunk
+        k = min(chunk, req.count - i * chunk)
+        if req.op == "read":
+            w = u.start_io("r", req.vol, lba, k)
+        else:
+            bs = u.block_size
+            w = u.start_io("w", req.vol, lba, req.data[i * chunk * bs:(i * chunk + k) * bs])
+        inflight[id(w)] = (w, slot, i)
+
+    def start(slot) -> bool:
+        try:
+            req = next(its[slot])
+        except StopIteration:
+            return False
+        parts = -(-req.count // chunk)
+        cur[slot] = [req, pc(), parts, [b""] * parts, None]
+        try:
+            for i in range(parts):
+                send(slot, i)
+        except Exception as e:     # the link is down: the stream ends with the error
+            return complete(req, None, pc() - cur[slot][1], e) and False
+        return True
+
+    while ready or inflight:
+        while ready and len({s for _, s, _ in inflight.values()}) < cap:
+            start(ready.pop(0))
+        if not inflight:
+            continue
+        w = u._up().wait_any([x[0] for x in inflight.values()])
+        _, slot, i = inflight.pop(id(w))
+        st = cur[slot]
+        try:
+            st[3][i] = u.finish_io(w)
+        except StatusError as e:
+            if e.status == wire.E_BUSY:       # every worker of the board taken: again
+                st[0].busy += 1
+                send(slot, i)
+                continue
+            st[4] = st[4] or e
+        except Exception as e:                # no answer: the link failed
+            st[4] = st[4] or e
+        st[2] -= 1
+        if st[2]:
+            continue
+        req = st[0]
+        data = b"".join(st[3]) if req.op == "read" and st[4] is None else None
+        if not complete(req, data, pc() - st[1], st[4]):
+            if st[4] is not None and not hasattr(st[4], "status"):
+                return          # the link failed: what is still in flight will not be answered
+            continue
+        ready.append(slot)
 
 
 # ---- results ------------------------------------------------------------------------
@@ -713,8 +765,8 @@ def _run_group(clones, rig, gens, fresh, ops, oplock, fire_due, fatal, bar):
         if pl.budget is not None:
             per = [pl.budget // sp.iodepth + (1 if s < pl.budget % sp.iodepth else 0) for s in range(sp.iodepth)]
         for s, (lo, hi) in enumerate(pl.slices[jr.clone]):
-            streams.append(_stream(jr, u, kind, rnd, lo, hi, per[s], deadline, buf, gens, seed, stop,
-                                   random.Random(sp.randseed * 1000003 + jr.clone * 1009 + s)))
+            streams.append((u, _stream(jr, u, kind, rnd, lo, hi, per[s], deadline, buf, gens, seed, stop,
+                                       random.Random(sp.randseed * 1000003 + jr.clone * 1009 + s))))
     def complete(req, data, lat, err):
         jr, written = req.tag
         pl = jr.planned

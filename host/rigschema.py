@@ -59,7 +59,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "volume": Key("tables", [], "logical volumes, one `[[unit.volume]]` each"),
     },
     "unit.group": {
-        "id": Key("int", required=True, doc="group number, 0..15"),
+        "id": Key("int", required=True, doc="group number, 0..255"),
         "level": Key("int", required=True, doc="1 (mirror) or 5 (rotating parity, left-symmetric)", choices=(1, 5)),
         "members": Key("list[int]", required=True, doc="drive indexes (RAID1: 2 or more, RAID5: 3 or more)"),
         "chunk": Key("int", 1, "blocks per member per stripe (RAID5)"),
@@ -69,9 +69,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "unit.volume": {
         "id": Key("int", required=True, doc="volume number, 0..65535 (the host's `vol`)"),
-        "group": Key("int", required=True, doc="the group it lives on"),
+        "group": Key("int", note="**required** without `extents`", doc="the group it lives on"),
         "start": Key("int", 0, "first group block"),
-        "blocks": Key("int", required=True, doc="size in blocks"),
+        "blocks": Key("int", note="**required** without `extents`; with them, their sum", doc="size in blocks"),
+        "extents": Key("tables", note="one extent: `group`, `start`, `blocks`",
+                       doc="the volume as extents on one or more groups, each `{ group, start, blocks }`, in "
+                           "the volume's order"),
+    },
+    "unit.volume.extents": {
+        "group": Key("int", required=True, doc="the group of this extent"),
+        "start": Key("int", 0, "its first group block"),
+        "blocks": Key("int", required=True, doc="its size in blocks"),
     },
     "host": {
         "name": Key("str", required=True, doc="the host's name (`rig.host(NAME)`)"),
@@ -87,7 +95,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 
 TITLES = {"": "top level", "rig": "[rig]", "unit": "[[unit]]", "unit.group": "[[unit.group]]",
-          "unit.volume": "[[unit.volume]]", "host": "[[host]]", "path": "[[path]]"}
+          "unit.volume": "[[unit.volume]]", "unit.volume.extents": "extents = [{ ... }] of a [[unit.volume]]",
+          "host": "[[host]]", "path": "[[path]]"}
 
 
 def _type_ok(k: Key, v) -> bool:
@@ -196,8 +205,20 @@ def check(desc: dict, source: str | None = None, text: str | None = None) -> lis
                 for j, sd in enumerate(d.get(sub) or []):
                     if isinstance(sd, dict):
                         n = counts[sub] = counts.get(sub, -1) + 1
-                        walk(f"unit.{sub}", sd, f"unit {name} {sub} {sd.get('id', j)}: ",
-                             _header_line(text, f"unit.{sub}", n))
+                        item = f"unit {name} {sub} {sd.get('id', j)}: "
+                        at = _header_line(text, f"unit.{sub}", n)
+                        walk(f"unit.{sub}", sd, item, at)
+                        if sub != "volume":
+                            continue
+                        ext = sd.get("extents")
+                        if isinstance(ext, list):
+                            for e in ext:
+                                if isinstance(e, dict):
+                                    walk("unit.volume.extents", e, item + "extent: ", at)
+                        else:
+                            for key in ("group", "blocks"):
+                                if key not in sd:
+                                    say("unit.volume", item, None, f"missing key {key!r} (or extents)", at)
     return out
 
 

@@ -88,6 +88,12 @@ def _size(blocks: int, bs: int) -> str:
     return f"{n} B"
 
 
+def _extents(v: dict) -> str:
+    """Where a volume lives: its extents [volume block, blocks, group, group block]."""
+    ext = v.get("extents") or [[0, v.get("blocks", 0), v.get("group"), v.get("start", 0)]]
+    return " + ".join(f"group {g} blocks {st}..{st + n - 1}" for _at, n, g, st in ext)
+
+
 def group_state(g: dict, jobs: list) -> str:
     """The group's state in mdadm's words."""
     st = g.get("state")
@@ -156,9 +162,8 @@ def render(name: str, d: dict):
         out += [Text(""), t, Text(""), m]
     vols = d.get("volumes") or []
     if vols:
-        out.append(Text("\nvolumes: " + "; ".join(
-            f"{v['id']} on group {v['group']}, blocks {v['start']}..{v['start'] + v['blocks'] - 1} "
-            f"({_size(v['blocks'], bs)})" for v in vols)))
+        out.append(Text("\nvolumes: " + "; ".join(f"{v['id']} ({_size(v['blocks'], bs)}) on " + _extents(v)
+                                                   for v in vols)))
     live = [j for j in jobs if j.get("state") not in ("done",)]
     if jobs:
         out.append(Text("jobs: " + "; ".join(
