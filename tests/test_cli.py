@@ -421,7 +421,8 @@ def test_demo_live_in_a_real_terminal(tmp_path):
 
 # ---- the docs' commands are the ones tested here ----------------------------------------------
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TESTED = {"demo", "live", "run", "status", "tables", "boards", "reliability", "deploy", "trace", "typecheck"}
+TESTED = {"demo", "live", "run", "status", "tables", "boards", "reliability", "deploy", "trace", "typecheck",
+          "farm"}      # farm: tests/test_farm.py
 
 
 def documented_commands():
@@ -451,8 +452,8 @@ def test_every_documented_command_and_option_exists():
         assert name in subs, f"{doc}: `storlab {cmd}`: no command {name!r}"
         assert name in TESTED, f"{doc}: `storlab {name}` is documented but no test here runs it"
         p = subs[name]
-        if name == "trace" and len(words) > 1 and words[1] in p._subparsers._group_actions[0].choices:
-            p = p._subparsers._group_actions[0].choices[words[1]]
+        if p._subparsers and len(words) > 1 and words[1] in p._subparsers._group_actions[0].choices:
+            p = p._subparsers._group_actions[0].choices[words[1]]      # trace record, farm export, ...
         opts = {o for a in p._actions for o in a.option_strings} | {"--debug"}
         for w in words[1:]:
             if w.startswith("--"):
