@@ -38,6 +38,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "unit": Key("tables", doc="storage units, one `[[unit]]` each", default=[]),
         "host": Key("tables", doc="host computers, one `[[host]]` each", default=[]),
         "path": Key("tables", doc="links between units (peer channels), one `[[path]]` each", default=[]),
+        "labgrid": Key("table", doc="the labgrid farm of units on `NAME@labgrid:PLACE` boards", default={}),
     },
     "rig": {
         "name": Key("str", "rig", "the rig's name (state folder prefix, traces)"),
@@ -92,11 +93,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "a": Key("str", required=True, doc="one unit"),
         "b": Key("str", required=True, doc="the other unit"),
     },
+    "labgrid": {
+        "coordinator": Key("str", note="$LG_COORDINATOR, else 127.0.0.1:20408",
+                           doc="HOST:PORT of the labgrid coordinator (boards.md)"),
+        "timeout": Key("number", 30.0, "seconds for each request to the coordinator"),
+    },
 }
 
 TITLES = {"": "top level", "rig": "[rig]", "unit": "[[unit]]", "unit.group": "[[unit.group]]",
           "unit.volume": "[[unit.volume]]", "unit.volume.extents": "extents = [{ ... }] of a [[unit.volume]]",
-          "host": "[[host]]", "path": "[[path]]"}
+          "host": "[[host]]", "path": "[[path]]", "labgrid": "[labgrid]"}
 
 
 def _type_ok(k: Key, v) -> bool:
@@ -106,6 +112,8 @@ def _type_ok(k: Key, v) -> bool:
         return isinstance(v, str)
     if k.type == "bool":
         return isinstance(v, bool)
+    if k.type == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
     if k.type == "list[int]":
         return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
     if k.type == "table":
@@ -182,6 +190,7 @@ def check(desc: dict, source: str | None = None, text: str | None = None) -> lis
     walk("", desc, "")
     if isinstance(desc.get("rig"), dict):
         walk("rig", desc["rig"], "[rig]: ", _header_line(text, "rig", 0))
+    # [labgrid] is checked by the farm's launcher (host/farm.py) when a unit is on a farm
     counts: dict[str, int] = {}
     for sect in ("unit", "host", "path"):
         items = desc.get(sect)
@@ -235,7 +244,7 @@ def _board_known(board: str) -> bool:
 
 def _type_words(k: Key) -> str:
     return {"int": "an integer", "str": "a string", "bool": "true or false", "list[int]": "a list of integers",
-            "table": "a table", "tables": "a list of tables"}.get(k.type, k.type)
+            "table": "a table", "tables": "a list of tables", "number": "a number"}.get(k.type, k.type)
 
 
 # ---- the generated section of docs/rig.md -------------------------------------------
@@ -266,7 +275,8 @@ def markdown() -> str:
             doc = k.doc + (f" (one of {', '.join(f'`{c}`' for c in k.choices)})" if k.choices else "")
             lines.append(f"| `{name}` | {k.type} | {_default_words(k)} | {doc} |")
         lines.append("")
-    lines += ["Firmware feature sections of a `[[unit]]`, passed to the firmware as they are "
+    lines += ["`[labgrid]` is checked by the farm (host/farm.py) when a unit is on a `NAME@labgrid:PLACE` board.",
+              "Firmware feature sections of a `[[unit]]`, passed to the firmware as they are "
               "(it validates them): " + ", ".join(f"`{s}`" for s in FEATURE_SECTIONS) + ".",
               "Any other key is refused, with the nearest valid name.", "", END]
     return "\n".join(lines)
