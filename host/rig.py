@@ -104,8 +104,12 @@ class Unit:
             self.hello = self.link.wait_hello(min(timeout, 1.0) if by_url else timeout)
         except LinkError:
             if not by_url:
-                raise BoardError(f"unit {self.name} on board {self.board['name']} did not boot: "
-                                 f"{self._board_log() or 'no answer'}") from None
+                log = self._board_log()
+                last = ([x for x in log.splitlines() if x.strip()] or ["no answer"])[-1].strip()
+                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last} "
+                               f"(its console: {self.state_dir / 'board' / 'stderr.log'})")
+                e.log = log
+                raise e from None
             self.hello = self.mgmt("info", timeout=timeout)   # it booted before we attached: ask
         if configure and not self.hello.get("configured"):
             self.mgmt("configure", config=self.config)

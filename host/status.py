@@ -21,21 +21,28 @@ class AttachedUnit:
     """A running board with the firmware on it, at NAME@URL: read-only management."""
 
     def __init__(self, spec: str, timeout: float = 10.0):
-        import serial
+        import tempfile
+        from pathlib import Path
 
-        from host.boards import load_board
+        from host.boards import launcher_for, load_board
         from host.link import BoardLink
 
         self.board = load_board(spec)
         self.name = spec.partition("@")[0]
-        url = self.board["url"]
-        ser = serial.serial_for_url(url, baudrate=self.board.get("serial", {}).get("baudrate", 115200), timeout=0.05)
+        self._tmp = tempfile.TemporaryDirectory(prefix="storlab-attach-")
+        # the board's own launcher reaches it: a serial URL, or a labgrid place
+        self.launcher = launcher_for(self.board, Path(self._tmp.name), self.name)
+        try:
+            ser = self.launcher.start()
+        except BaseException:
+            self._tmp.cleanup()
+            raise
         self.link = BoardLink(ser, self.name, max_payload=self.board.get("max_payload", 65535))
         self.link.announce()      # a new host end: the board forgets the old one's request numbers
         try:
             self.hello = self.link.mgmt("info", timeout=timeout)
         except BaseException:
-            self.link.close()
+            self.close()
             raise
 
     def mgmt(self, op: str, **args) -> dict:
@@ -46,6 +53,8 @@ class AttachedUnit:
 
     def close(self):
         self.link.close()
+        self.launcher.stop()
+        self._tmp.cleanup()
 
 
 @contextlib.contextmanager
