@@ -106,9 +106,8 @@ class Unit:
             if not by_url:
                 log = self._board_log()
                 last = ([x for x in log.splitlines() if x.strip()] or ["no answer"])[-1].strip()
-                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last} "
-                               f"(its console: {self.state_dir / 'board' / 'stderr.log'})")
-                e.log = log
+                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last}")
+                e.log = log          # the board's whole console output
                 raise e from None
             self.hello = self.mgmt("info", timeout=timeout)   # it booted before we attached: ask
         if configure and not self.hello.get("configured"):
