@@ -231,6 +231,8 @@ def table_view(title: str, value):
         cols: list[str] = []
         for x in value:
             cols += [k for k in x if k not in cols]
+        if len(cols) > 6:        # too wide for a row each: one key / value block per entry
+            return Group(*[table_view(f"{title} [{i}]", x) for i, x in enumerate(value)])
         t = Table(title=title, title_justify="left")
         for c in cols:
             t.add_column(c)
