@@ -522,4 +522,4 @@ def test_status_and_tables_of_a_running_board_at_board_at_url(tmp_path, small_ri
         d = json.loads(out)["emulator"]
         assert rc == 0 and d["configured"] and d["groups"][0]["members"] == [0, 3, 2]
         rc, out, err = storlab("tables", "--board", attach, "--table", "groups")
-        assert rc == 0 and lines(out)[0] == "unit emulator: groups"
+        assert rc == 0 and lines(out)[0] == "unit emulator: groups [0]" and "│ members      │ [0, 3, 2]" in out
