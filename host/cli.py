@@ -47,6 +47,10 @@ def board_arg(s: str) -> str:
     if name in board_names() or (name.endswith(".toml") and Path(name).exists()):
         if "@" in s and not s.partition("@")[2]:
             raise argparse.ArgumentTypeError(f"{s!r}: no URL after '@' (NAME@URL, e.g. rp2040@/dev/ttyACM0)")
+        try:
+            load_board(s)
+        except (ValueError, OSError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
         return s
     raise argparse.ArgumentTypeError(f"no board {name!r} (choose from {', '.join(board_names())}, "
                                      f"or NAME@URL)")
@@ -373,7 +377,10 @@ def _target(a):
     """status / tables: (rig or None, attached unit or None)."""
     target = a.target
     if target and "@" in target and not target.endswith(".toml"):
-        board_arg(target)
+        try:
+            board_arg(target)
+        except argparse.ArgumentTypeError as e:
+            raise CliError(f"{a.cmd}: {e}") from None
         return None, target
     if target is None and a.board and "@" in a.board and a.rig == str(DEMO_RIG.relative_to(ROOT)):
         return None, a.board

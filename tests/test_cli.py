@@ -140,11 +140,18 @@ def test_demo_on_a_board_too_small_for_the_rig_is_a_one_line_board_error():
     (["run", "nope.fio"], 2, "nope.fio: no such job file"),
     (["trace", "replay", "README.md"], 2, "README.md: not a storlab trace"),
     (["deploy", "pico"], 2, "no board 'pico'"),
+    (["status", "emulatr@/dev/ttyACM0"], 2, "status: no board 'emulatr'"),
+    (["status", "--board", "emulator@labgrid:"], 2, "no place named after 'labgrid:'"),
 ])
 def test_user_errors_are_one_line_with_exit_status_2(args, status, says):
     rc, out, err = storlab(*args)
     assert rc == status, out + err
     assert says in one_line_error(err)
+
+
+def test_a_board_that_cannot_be_reached_is_a_board_error_exit_3(tmp_path):
+    rc, out, err = storlab("status", f"emulator@{tmp_path / 'no-such-port'}")
+    assert rc == 3 and "board or link failure: " in one_line_error(err) and "could not open port" in err
 
 
 def test_a_rig_without_a_host_is_refused_before_any_board_starts(small_rig, tmp_path):
