@@ -168,33 +168,6 @@ def io_desc(drive_blocks: int = 2048, members: int = 5, chunk: int = 4, bs: int 
             "host": [{"name": "h0", "unit": "u0", "port": 0}]}
 
 
-def run_job(u, job, vol_blocks: int, seconds: float, max_ios: int = 1 << 30, seed: int = 1):
-    """Run one fio-style job (bench/fio.Job) on unit u at queue depth 1 for about
-    `seconds`: sequential writes (a FLUSH at the end, counted in the elapsed time), or
-    random reads.  Latency = request to response."""
-    bs_blocks = job.bs // u.block_size
-    rnd = random.Random(seed)
-    data = rnd.randbytes(job.bs)
-    nslots = vol_blocks // bs_blocks
-    lba = 0
-    t0 = time.perf_counter()
-    pc = time.perf_counter_ns
-    while job.ios < max_ios and time.perf_counter() - t0 < seconds:
-        if job.rw == "write":
-            a = pc()
-            u.write(0, lba, data)
-            job.add(pc() - a)
-            lba = (lba + bs_blocks) % (nslots * bs_blocks)
-        else:
-            at = rnd.randrange(nslots) * bs_blocks
-            a = pc()
-            u.read(0, at, bs_blocks)
-            job.add(pc() - a)
-    if job.rw == "write":
-        u.flush()
-    return job.finish(time.perf_counter() - t0)
-
-
 def link_bytes(u) -> tuple[int, int]:
     c = u.link.counters()
     return c["tx_bytes"], c["rx_bytes"]

@@ -43,12 +43,12 @@ def goals(benches) -> list[dict]:
             lower = g.get("lower", False)
             met = g["value"] <= g["goal"] if lower else g["value"] >= g["goal"]
             out.append({"name": g["name"], "value": g["value"], "goal": ("<= " if lower else ">= ") + str(g["goal"]),
-                        "met": met, "test": b["name"]})
+                        "met": met, "test": label(b)})
     return out
 
 
 def infos(benches) -> list[dict]:
-    return [dict(b["extra_info"]["info"], test=b["name"]) for b in benches if b.get("extra_info", {}).get("info")]
+    return [dict(b["extra_info"]["info"], test=label(b)) for b in benches if b.get("extra_info", {}).get("info")]
 
 
 def md_table(head, rows) -> str:
@@ -106,7 +106,28 @@ def fio_jobs(benches) -> list[dict]:
     return [b["extra_info"]["fio"] for b in benches if "fio" in b.get("extra_info", {})]
 
 
-def plots(benches, out: Path) -> list[str]:
+def label(b) -> str:
+    """A benchmark's row label for people: `test_io[emulator-write-64K]` -> `io (emulator, write, 64K)`."""
+    name = b.get("name", "")
+    base, _, params = name.partition("[")
+    base = base.removeprefix("test_").replace("_", " ")
+    params = params.rstrip("]")
+    return f"{base} ({params.replace('-', ', ')})" if params else base
+
+
+QUICK_MARK = "QUICK smoke run: numbers not to be quoted"
+
+
+def _finish(fig, ax, quick: bool):
+    """Every plot: y from zero, and the smoke run's mark when it is one."""
+    if ax.get_yscale() == "linear":
+        ax.set_ylim(bottom=0)
+    if quick:
+        ax.set_title(ax.get_title() + "\n(quick run)", color="red")
+        fig.text(0.99, 0.01, QUICK_MARK, ha="right", va="bottom", color="red", fontsize=8)
+
+
+def plots(benches, out: Path, quick: bool = False) -> list[str]:
     try:
         import matplotlib
 
@@ -132,6 +153,7 @@ def plots(benches, out: Path) -> list[str]:
         ax.set_title("Host throughput through a RAID5 unit")
         ax.grid(True, alpha=0.3)
         ax.legend()
+        _finish(fig, ax, quick)
         fig.tight_layout()
         fig.savefig(out / "io_throughput.png", dpi=110)
         plt.close(fig)
@@ -145,12 +167,12 @@ def plots(benches, out: Path) -> list[str]:
                     label="%s %s p99" % (board, rw))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, ["%g" % t for t in ticks])
-        ax.set_yscale("log")
         ax.set_xlabel("block size (KiB)")
         ax.set_ylabel("completion latency (ms)")
         ax.set_title("Latency against block size")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
+        _finish(fig, ax, quick)
         fig.tight_layout()
         fig.savefig(out / "io_latency.png", dpi=110)
         plt.close(fig)
@@ -163,14 +185,19 @@ def plots(benches, out: Path) -> list[str]:
             e = b["extra_info"]
             if _median(b) is not None:
                 by.setdefault(e.get("board", "?"), []).append((100.0 * e["dirty"] / e["tracks"], _median(b) * 1e3))
+        zero = False
         for board, pts in sorted(by.items()):
             pts.sort()
+            zero = zero or any(p <= 0 for p, _ in pts)
+            pts = [(p, t) for p, t in pts if p > 0]       # a log axis has no 0
             ax.plot([p for p, _ in pts], [t for _, t in pts], marker="o", label="resync, %s" % board)
-        ax.set_xlabel("dirty tracks (%)")
+        ax.set_xscale("log")
+        ax.set_xlabel("dirty tracks (%, log scale)" + ("; 0 % not shown" if zero else ""))
         ax.set_ylabel("copy time (ms)")
         ax.set_title("Volume-copy resync time against dirty fraction")
-        ax.grid(True, alpha=0.3)
+        ax.grid(True, alpha=0.3, which="both")
         ax.legend()
+        _finish(fig, ax, quick)
         fig.tight_layout()
         fig.savefig(out / "copy_dirty.png", dpi=110)
         plt.close(fig)
@@ -184,7 +211,7 @@ def extra_rows(benches, prefix, keys) -> list[list]:
     for b in benches:
         if (b.get("group") or b["name"]).startswith(prefix):
             e = b.get("extra_info", {})
-            rows.append([b["name"]] + [e.get(k, "-") for k in keys])
+            rows.append([label(b)] + [e.get(k, "-") for k in keys])
     return rows
 
 
@@ -196,7 +223,7 @@ def make(path, out=None, quick=None) -> Path:
     if quick is None:
         quick = bool(os.environ.get("STORLAB_BENCH_QUICK"))
     gs, ins, jobs = goals(benches), infos(benches), fio_jobs(benches)
-    pngs = plots(benches, out)
+    pngs = plots(benches, out, quick=quick)
     md = ["# storlab benchmark report", "",
           "From `%s` (%s, %s)%s." % (Path(path).name, data.get("datetime", "?"),
                                     (data.get("machine_info") or {}).get("cpu", {}).get("brand_raw", "?"),
@@ -222,7 +249,7 @@ def make(path, out=None, quick=None) -> Path:
           md_table(["test", "rows", "seconds", "rows/s", "us per row"],
                    extra_rows(benches, "copy-rebuild", ["rows", "seconds", "rows_per_s", "us_per_row"])), "",
           md_table(["test", "board", "tracks", "dirty", "copy ms (median)", "flush ms"],
-                   [[b["name"], b["extra_info"].get("board"), b["extra_info"].get("tracks"),
+                   [[label(b), b["extra_info"].get("board"), b["extra_info"].get("tracks"),
                      b["extra_info"].get("dirty"), "%.1f" % (_median(b) * 1e3) if _median(b) else "n/a",
                      b["extra_info"].get("flush_ms")]
                     for b in benches if (b.get("group") or "").startswith("volcopy-resync")]), "",

@@ -6,7 +6,9 @@ definitions).
 
 Rig: one unit, RAID5 of 5 drives (4 data + parity per row), chunk 4 blocks of 4 KiB,
 so a full stripe is 64 KiB of data; one volume over the whole group (32 MiB, far
-larger than either board's cache); drives in host memory.  Jobs at queue depth 1:
+larger than either board's cache); drives in host memory.  The jobs are the sections
+of the fio job file bench/jobs/io.fio, run by the same code as `storlab run`
+(host/fio.py), one at a time, at queue depth 1:
   write-<bs>     sequential writes of bs (64K: one full stripe each, aligned); the
                  FLUSH that destages the tail is inside the elapsed time
   randread-<bs>  random aligned reads of bs over the volume (cache misses)
@@ -26,11 +28,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import fio  # noqa: E402
 import linkbench as lb  # noqa: E402
 
+from host import fio  # noqa: E402
 from host.boards import load_board  # noqa: E402
 from host.rig import Rig  # noqa: E402
+
+JOB_FILE = os.path.join(HERE, "jobs", "io.fio")
 
 QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))
 BOARDS = ["emulator", "cpython"]
@@ -60,32 +64,34 @@ def unit(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("io-" + board)
     rates = echo_rates(board, tmp)      # before the rig: the echo has the machine to itself
     rig = Rig(lb.io_desc(members=MEMBERS, chunk=CHUNK, bs=BS), state_dir=tmp / "rig", board=board).start()
-    u = rig.unit()
-    blocks, _ = u.volinfo(0)
-    yield board, u, blocks, rates
+    yield board, rig, rates
     rig.close()
 
 
 @pytest.mark.parametrize("rw,size", JOBS, ids=["%s-%s" % j for j in JOBS])
 def test_io(benchmark, unit, rw, size):
-    board, u, blocks, rates = unit
+    board, rig, rates = unit
+    u = rig.unit()
     bs = SIZES[size]
     name = "%s-%s" % (rw, size)
+    side = "read" if rw == "randread" else "write"
     res = {}
 
     def run():
-        job = fio.Job("%s-%s" % (board, name), "read" if rw == "randread" else "write", bs, board=board,
-                      iodepth=1)
+        plan = fio.plan(fio.load(JOB_FILE, sections=[name], overrides={"runtime": SECONDS}), rig)
         tx0, rx0 = lb.link_bytes(u)
-        res["job"] = lb.run_job(u, job, blocks, SECONDS)
+        res["job"] = fio.run(plan, rig).jobs[0]
         tx1, rx1 = lb.link_bytes(u)
         res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
 
     benchmark.group = "io-%s" % board
     benchmark.pedantic(run, rounds=1, iterations=1)
     job = res["job"]
-    s = job.summary()
-    benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "fio": s, "fio_json": job.json(),
+    assert job.planned.spec.bs == bs and not job.io_errors
+    s = job.summary(side, board=board, iodepth=1)
+    s["job"] = "%s-%s" % (board, name)
+    fio_json = dict(job.json(), jobname=s["job"])
+    benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "fio": s, "fio_json": fio_json,
                                  "link_MBps": round(res["link_bytes"] / job.elapsed_s / 1e6, 2)})
     rate_of = lb.nearest_rate(rates)
     bound = None
@@ -104,4 +110,4 @@ def test_io(benchmark, unit, rw, size):
     print("\n%s %s: %.1f IOPS %.2f MB/s p50 %.0f us p99 %.0f us%s" % (
         board, name, s["iops"], s["MBps"], s["p50_us"], s["p99_us"],
         "; bound %.2f MB/s, efficiency %.3f" % (bound, s["MBps"] / bound) if bound else ""))
-    assert job.ios > 0
+    assert s["ios"] > 0

@@ -9,44 +9,64 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from host.hostio import Workload
 from host.liveview import LiveView
-from host.rig import Rig
+from host.rig import Rig, RigError
+from host.summary import Summary, drive_rows, show
 
 DEMO_RIG = Path(__file__).resolve().parent.parent / "rigs" / "demo.toml"
 
 
-def _drive_table(u) -> Table:
-    t = Table(title=f"unit {u.name}: drives")
-    for c in ("drive", "state", "reads", "writes", "errors (harness)", "controller counters"):
-        t.add_column(c)
-    sm = u.table("drives")
-    hc = u.drive_counters()
-    for d in sm:
-        io = {k: v for k, v in d["io"].items() if v}
-        t.add_row(str(d["id"]), d["state"], str(hc[d["id"]]["reads"]), str(hc[d["id"]]["writes"]),
-                  str(hc[d["id"]]["errors"]), " ".join(f"{k}={v}" for k, v in io.items()))
-    return t
+def check_rig(rig: Rig, fail_drive: int | None = None, need_spare: bool = True, what: str = "the demo"):
+    """Refuse, before any board starts, a rig the scenario cannot run on."""
+    if not rig.units:
+        raise RigError(f"rig {rig.name}: {what} needs a [[unit]]")
+    u = rig.unit()
+    if not rig.hosts:
+        raise RigError(f"rig {rig.name}: {what} needs a [[host]] on unit {u.name} (none in the rig file)")
+    groups = u.desc.get("group") or []
+    if not groups:
+        raise RigError(f"rig {rig.name}: {what} needs a [[unit.group]] on unit {u.name}")
+    g = groups[0]
+    if not u.desc.get("volume"):
+        raise RigError(f"rig {rig.name}: {what} needs a [[unit.volume]] on unit {u.name}")
+    if need_spare and not g.get("spares"):
+        raise RigError(f"rig {rig.name}: {what} rebuilds onto a spare: group {g['id']} of unit {u.name} has none")
+    if fail_drive is not None and fail_drive not in g["members"]:
+        raise RigError(f"drive {fail_drive} is not a member of group {g['id']} of unit {u.name} "
+                       f"(members: {', '.join(map(str, g['members']))})")
+
+
+def _bar(con, pct: bool = False):
+    cols = [TextColumn("{task.description:28}"), BarColumn()]
+    cols += [TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()] if pct else \
+        [TextColumn("{task.completed}/{task.total}")]
+    return Progress(*cols, console=con)
 
 
 def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300, fail_drive: int = 1,
         console: Console | None = None, live: bool = False) -> dict:
     con = console or Console()
     t0 = time.monotonic()
-    with Rig.load(rig_path, board=board) as rig, LiveView(rig, con, enabled=live):
+    rig = Rig.load(rig_path, board=board)
+    try:
+        check_rig(rig, fail_drive)
+    except RigError:
+        rig.close()
+        raise
+    with rig, LiveView(rig, con, enabled=live):
         u = rig.unit()
         h = rig.host()
         vols = u.table("volumes")
+        g0 = u.table("groups")[0]
+        gid = g0["id"]
         con.print(f"[bold]storlab demo[/] rig [cyan]{rig.name}[/] on board [cyan]{u.board['name']}[/] "
                   f"({u.hello.get('impl')}, core {u.hello.get('core')}); "
-                  f"group 0 = RAID5 of drives {u.table('groups')[0]['members']} + spare "
-                  f"{u.table('groups')[0]['spares']}")
+                  f"group {gid} = RAID{g0['level']} of drives {g0['members']} + spare {g0['spares']}")
 
         # 1. fill both volumes and run a verifying workload
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=con) as prog:
+        with _bar(con) as prog:
             total = sum(v["blocks"] for v in vols)
             task = prog.add_task("fill volumes", total=total)
             for v in vols:
@@ -64,19 +84,23 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
         # 2. a drive dies; the unit notices on its next I/O and keeps serving, degraded
         con.print(f"[red]drive {fail_drive} fails[/] (stops answering)")
         u.inject(fail_drive, "fail")
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=con) as prog:
+        with _bar(con) as prog:
             task = prog.add_task("degraded workload", total=ops)
             for i in range(ops):
                 wl[i % len(wl)].step()
                 prog.advance(task)
         u.flush()
         g = u.table("groups")[0]
-        con.print(f"group 0 is [yellow]{g['state']}[/]: failed member(s) {g['failed']}")
+        if not g["failed"]:
+            # the workload never reached the dead drive: the service processor blocks it
+            u.fail_drive(fail_drive, "not answering")
+            g = u.table("groups")[0]
+        con.print(f"group {gid} is [yellow]{g['state']}[/]: failed member(s) {g['failed']}")
 
         # 3. rebuild onto the spare, with the workload still running
         if not g["rebuild"]:
-            u.rebuild(0)
+            u.rebuild(gid)
+        job_name = f"rebuild{gid}"
         stop = threading.Event()
         steps = [0]
 
@@ -87,11 +111,10 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
 
         th = threading.Thread(target=background, daemon=True)
         th.start()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeRemainingColumn(), console=con) as prog:
+        with _bar(con, pct=True) as prog:
             task = prog.add_task("rebuild onto spare", total=g["rows"])
             while True:
-                j = u.job("rebuild0")
+                j = u.job(job_name)
                 prog.update(task, completed=j["pointer"])
                 if j["state"] in ("done", "failed"):
                     break
@@ -103,8 +126,7 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
 
         # 4. verify every block of every volume
         bad = 0
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=con) as prog:
+        with _bar(con) as prog:
             task = prog.add_task("verify every block", total=sum(v["blocks"] for v in vols))
             for v in vols:
                 for lba in range(0, v["blocks"], 8):
@@ -114,21 +136,10 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
         bad += sum(w.bad for w in wl)
 
         g = u.table("groups")[0]
-        cache = u.table("cache")
-        link = u.table("link")
-        mem = u.table("mem")
-        con.print(_drive_table(u))
-        s = Table(title="summary", show_header=False)
-        s.add_row("group 0", f"{g['state']}, members {g['members']}, spares {g['spares']}")
-        s.add_row("host ops", f"{h.ops['writes']} writes, {h.ops['reads']} reads, "
-                              f"{h.verifier.checked} blocks verified")
-        s.add_row("bad blocks", f"[{'green' if bad == 0 else 'red'}]{bad}[/]")
-        s.add_row("cache", f"{cache['read_hits']} read hits / {cache['read_misses']} misses, "
-                           f"{cache['destaged']} destaged")
-        s.add_row("link", f"{link['frames']} frames in, {link['tx_frames']} out, {link['dropped']} dropped")
-        s.add_row("board heap", f"{mem['live'] // 1024} KiB live after GC, of a {mem['heap'] // 1024} KiB heap")
-        s.add_row("time", f"{time.monotonic() - t0:.1f} s")
-        con.print(s)
-        for m in h.verifier.mismatches[:10]:
-            con.print(f"[red]{m}[/]")
-        return {"bad": bad, "checked": h.verifier.checked, "group": g, "mem": mem}
+        summ = Summary().group(g).host(h).bad(bad).unit_state(u).elapsed(t0)
+        drives = drive_rows(u)
+        show(con, u, summ, h.verifier, drives)
+        return {"scenario": "rebuild", "rig": rig.name, "board": u.board["name"], "impl": u.hello.get("impl"),
+                "bad": bad, "checked": h.verifier.checked, "failed_drive": fail_drive,
+                "rebuild": {"state": j["state"], "note": j.get("note"), "ops_during": steps[0]},
+                "drives": drives, "mismatches": h.verifier.mismatches[:10], **summ.data}

@@ -13,9 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from firmware.features.sparing import TYPES
-from host.demo import _drive_table
+from host.demo import check_rig
 from host.hostio import Workload
-from host.rig import Rig
+from host.liveview import LiveView
+from host.rig import Rig, RigError
+from host.summary import Summary, drive_rows, show
 
 SPARING_RIG = Path(__file__).resolve().parent.parent / "rigs" / "sparing.toml"
 
@@ -38,16 +40,26 @@ def _t3_table(u) -> Table:
 
 
 def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 200, faulty: int = 2,
-        console: Console | None = None) -> dict:
+        console: Console | None = None, live: bool = False) -> dict:
     con = console or Console()
     t0 = time.monotonic()
-    with Rig.load(rig_path, board=board) as rig:
+    rig = Rig.load(rig_path, board=board)
+    try:
+        check_rig(rig, faulty, what="the sparing demo")
+        if "sparing" not in (rig.unit().desc.get("features") or []):
+            raise RigError(f"rig {rig.name}: the sparing demo needs features = [\"sparing\"] and a [unit.sparing] "
+                           f"section on unit {rig.unit().name} (as in rigs/sparing.toml)")
+    except RigError:
+        rig.close()
+        raise
+    with rig, LiveView(rig, con, enabled=live):
         u = rig.unit()
         h = rig.host()
         vols = u.table("volumes")
         g = u.table("groups")[0]
         con.print(f"[bold]storlab demo: proactive sparing[/] on board [cyan]{u.board['name']}[/] "
-                  f"({u.hello.get('impl')}); group 0 = RAID5 of drives {g['members']} + spare {g['spares']}; "
+                  f"({u.hello.get('impl')}); group {g['id']} = RAID{g['level']} of drives {g['members']} + spare "
+                  f"{g['spares']}; "
                   f"writes during the copy go to journals on work volumes")
         wl = [Workload(h, v["id"], v["blocks"], seed=v["id"] + 1) for v in vols]
         with _bar(con) as prog:
@@ -70,7 +82,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
         with _bar(con) as prog:
             task = prog.add_task("workload until sparing", total=ops)
             while not u.table("sparing") and steps < 20 * ops:
-                wl[steps % 2].step()
+                wl[steps % len(wl)].step()
                 steps += 1
                 prog.update(task, completed=min(ops, steps))
         sp = u.table("sparing")[0]
@@ -88,7 +100,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
 
         def background():
             while not stop.is_set():
-                wl[during[0] % 2].step()
+                wl[during[0] % len(wl)].step()
                 during[0] += 1
 
         th = threading.Thread(target=background, daemon=True)
@@ -124,25 +136,23 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
         faulty_reads = len([a for a in u.drives[faulty].accesses if a[0] == "r"])
         host_reads_faulty = faulty_reads - copy_reads
         g = u.table("groups")[0]
-        con.print(_drive_table(u))
-        t = Table(title="summary", show_header=False)
-        t.add_row("group 0", f"{g['state']}, members {g['members']} (drive {faulty} replaced by {s['spare']})")
-        t.add_row("copy", f"{s['rows']} rows: {s['stats']['copied']} copied, {s['stats']['rebuilt']} rebuilt, "
-                          f"{s['stats']['skipped']} already on the spare; lost {s['lost']}, "
-                          f"spare write errors {s['spare_write_errors']}")
-        t.add_row("writes during the copy", f"{s['stats']['diverted']} tracks to the journals, "
-                                            f"{s['stats']['overflow']} to the group; {during[0]} workload ops")
-        t.add_row("feedback", f"{s['stats']['fed']} tracks fed back, {s['stats']['discarded']} older records "
-                              f"discarded; journal searched {s.get('journal_searched', 0)} records")
-        t.add_row(f"drive {faulty} after the start", f"{u.drives[faulty].counters['writes'] - w_faulty} writes, "
-                                                     f"{host_reads_faulty} reads other than the copy's")
-        t.add_row("T4 after", ", ".join(f"W-VOL {w['wvol']}: {w['primaries'] or 'released'}"
-                                        for w in u.table("T4")))
-        t.add_row("host ops", f"{h.ops['writes']} writes, {h.ops['reads']} reads, {h.verifier.checked} blocks verified")
-        t.add_row("bad blocks", f"[{'green' if bad == 0 else 'red'}]{bad}[/]")
-        t.add_row("time", f"{time.monotonic() - t0:.1f} s")
-        con.print(t)
-        for m in h.verifier.mismatches[:10]:
-            con.print(f"[red]{m}[/]")
-        return {"bad": bad, "sparing": s, "faulty_writes": u.drives[faulty].counters["writes"] - w_faulty,
-                "host_reads_faulty": host_reads_faulty, "group": g}
+        summ = Summary().group(g, f" (drive {faulty} replaced by {s['spare']})")
+        summ.add("copy", f"{s['rows']} rows: {s['stats']['copied']} copied, {s['stats']['rebuilt']} rebuilt, "
+                         f"{s['stats']['skipped']} already on the spare; lost {s['lost']}, "
+                         f"spare write errors {s['spare_write_errors']}", "copy", s["stats"])
+        summ.add("writes during the copy", f"{s['stats']['diverted']} tracks to the journals, "
+                                           f"{s['stats']['overflow']} to the group; {during[0]} workload ops",
+                 "ops_during_copy", during[0])
+        summ.add("feedback", f"{s['stats']['fed']} tracks fed back, {s['stats']['discarded']} older records "
+                             f"discarded; journal searched {s.get('journal_searched', 0)} records")
+        faulty_writes = u.drives[faulty].counters["writes"] - w_faulty
+        summ.add(f"drive {faulty} after the start", f"{faulty_writes} writes, "
+                                                    f"{host_reads_faulty} reads other than the copy's")
+        summ.add("T4 after", ", ".join(f"W-VOL {w['wvol']}: {w['primaries'] or 'released'}" for w in u.table("T4")))
+        summ.host(h).bad(bad).elapsed(t0)
+        drives = drive_rows(u)
+        show(con, u, summ, h.verifier, drives)
+        return {"scenario": "sparing", "rig": rig.name, "board": u.board["name"], "impl": u.hello.get("impl"),
+                "bad": bad, "checked": h.verifier.checked, "faulty_drive": faulty, "sparing": s,
+                "faulty_writes": faulty_writes, "host_reads_faulty": host_reads_faulty, "drives": drives,
+                "mismatches": h.verifier.mismatches[:10], **summ.data}

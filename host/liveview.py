@@ -177,6 +177,8 @@ class LiveView:
         except Exception:
             pass
         self._live.stop()
+        if not self.console.is_terminal:
+            self.console.line()     # the last view printed once, without its final newline
         self._thread = None
 
     def __enter__(self):

@@ -16,15 +16,24 @@ from host.link import LinkError, StatusError
 # ---------------------------------------------------------------- link faults
 
 
-def link_fault_run(rig, ops: int = 150, corrupt: float = 1e-3, seed: int = 5) -> dict:
-    """A verifying workload through a link that corrupts, drops, duplicates and delays."""
+def link_fault_run(rig, ops: int = 150, corrupt: float = 1e-3, seed: int = 5, progress=None) -> dict:
+    """A verifying workload through a link that corrupts, drops, duplicates and delays;
+    progress(done, total), if given, after each op and each block read back."""
     u, h = rig.unit(), rig.host()
     vol = u.table("volumes")[0]
     u.set_link_faults(corrupt=corrupt, drop=0.01, duplicate=0.01, delay=0.01)
     wl = Workload(h, vol["id"], vol["blocks"], max_count=1, seed=seed)
-    bad = wl.run(ops)
+    total = ops + vol["blocks"]
+    for i in range(ops):
+        wl.step()
+        if progress:
+            progress(i + 1, total)
+    bad = wl.bad
     u.flush()
-    bad += h.verify_all(vol["id"], vol["blocks"], chunk=1)
+    for lba in range(vol["blocks"]):
+        bad += h.read(vol["id"], lba, 1)
+        if progress:
+            progress(ops + lba + 1, total)
     injected = u.link_faults.counters()
     u.set_link_faults()
     host_side = u.link.counters()
@@ -350,7 +359,9 @@ def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0) -> dict
 
 
 def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int = 150,
-            model_steps: int = 300, progress=None) -> dict:
+            model_steps: int = 300, progress=None, tick=None) -> dict:
+    """Every run; progress(message) as each begins, tick(run, done, total or None)
+    within the link-fault and fuzz runs."""
     from host.model import model_rig_desc
     from host.rig import Rig
 
@@ -359,7 +370,8 @@ def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int 
     desc = model_rig_desc(512)
     say(f"link faults: {ops} verified ops at 1e-3 corrupted bytes, 1% dropped/duplicated/delayed frames ...")
     with Rig(desc, board=board) as rig:
-        out["link_faults"] = timed(link_fault_run, rig, ops=ops)
+        out["link_faults"] = timed(link_fault_run, rig, ops=ops,
+                                   progress=(lambda d, t: tick("link_faults", d, t)) if tick else None)
     say(f"board resets: {kills} kills mid-write and mid-rebuild ...")
     rdesc = model_rig_desc(4096)
     rdesc["unit"][0]["drive_blocks"] = 512
@@ -368,7 +380,7 @@ def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int 
         out["resets"] = timed(reset_run, rig, kills=kills)
     say(f"fuzzing: {fuzz} malformed inputs ...")
     with Rig(model_rig_desc(4096), board=board) as rig:
-        out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz)
+        out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz, progress=(lambda i: tick("fuzz", i, None)) if tick else None)
     say(f"model: {model_steps} random steps against the golden model ...")
     out["model"] = timed(model_run, board, model_steps)
     return out

@@ -20,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 from firmware import wire
+from host import rigschema
 from host.boards import launcher_for, load_board
 from host.drives import SimDrive
 from host.fabric import Fabric
@@ -27,11 +28,15 @@ from host.hostio import HostComputer
 from host.link import BoardLink, LinkError, StatusError
 from host.linkfaults import FaultyPort, LinkFaults
 
-__all__ = ["Rig", "Unit", "StatusError", "LinkError", "RigError"]
+__all__ = ["Rig", "Unit", "StatusError", "LinkError", "RigError", "BoardError"]
 
 
 class RigError(Exception):
-    pass
+    """A bad rig description (or a rig that cannot do what was asked of it)."""
+
+
+class BoardError(RigError):
+    """A board that did not come up."""
 
 
 # unit description keys the harness itself consumes
@@ -99,7 +104,11 @@ class Unit:
             self.hello = self.link.wait_hello(min(timeout, 1.0) if by_url else timeout)
         except LinkError:
             if not by_url:
-                raise RigError(f"unit {self.name} did not boot: {self._board_log()}") from None
+                log = self._board_log()
+                last = ([x for x in log.splitlines() if x.strip()] or ["no answer"])[-1].strip()
+                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last}")
+                e.log = log          # the board's whole console output
+                raise e from None
             self.hello = self.mgmt("info", timeout=timeout)   # it booted before we attached: ask
         if configure and not self.hello.get("configured"):
             self.mgmt("configure", config=self.config)
@@ -255,7 +264,12 @@ class Unit:
 
 
 class Rig:
-    def __init__(self, desc: dict, state_dir: str | Path | None = None, board: str | None = None):
+    def __init__(self, desc: dict, state_dir: str | Path | None = None, board: str | None = None,
+                 source: str | None = None, text: str | None = None):
+        problems = rigschema.check(desc, source, text)
+        if problems:
+            raise RigError(problems[0] if len(problems) == 1 else
+                           "\n".join([f"{len(problems)} problems in the rig description:"] + problems))
         self.desc = desc
         self.name = desc.get("rig", {}).get("name", "rig")
         self.block_size = desc.get("rig", {}).get("block_size", 4096)
@@ -286,8 +300,17 @@ class Rig:
 
     @classmethod
     def load(cls, path: str | Path, **kw) -> "Rig":
-        with open(path, "rb") as f:
-            return cls(tomllib.load(f), **kw)
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise RigError(f"{path}: no such rig file") from None
+        except OSError as e:
+            raise RigError(f"{path}: cannot read the rig file ({e.strerror})") from None
+        try:
+            desc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise RigError(f"{path}: not valid TOML: {e}") from None
+        return cls(desc, source=str(path), text=text, **kw)
 
     def unit(self, name: str | None = None) -> Unit:
         if name is None:

@@ -217,13 +217,15 @@ def _behind(now: dict, then: dict) -> bool:
     return now.get("state") not in ("done", "failed") and now.get("pointer", 0) < then.get("pointer", 0)
 
 
-def replay(path: str | Path, state_dir: str | Path | None = None, board=None, timeout: float = 60.0) -> dict:
+def replay(path: str | Path, state_dir: str | Path | None = None, board=None, timeout: float = 60.0,
+           progress=None) -> dict:
     """Run a trace's host requests and harness events, in order, against a fresh rig.
 
     Requests are sent one at a time in the order they were recorded (a recording
     with overlapping requests is replayed in their send order).  A job-progress poll
     is a synchronisation point: the replay waits until the job is at least where the
     recorded run saw it, so later requests meet the same background state.
+    progress(i), if given, is called with each record's index as the replay passes it.
     Returns {"rig": the started Rig (caller closes it), "requests", "same", "differ"}.
     """
     header, records = read(path)
@@ -241,6 +243,8 @@ def replay(path: str | Path, state_dir: str | Path | None = None, board=None, ti
         n = same = 0
         differ = []
         for i, r in enumerate(records):
+            if progress and (i % 64 == 0 or i == len(records) - 1):
+                progress(i)
             if "event" in r:
                 if r["event"] == "end":
                     continue
@@ -279,6 +283,31 @@ def replay(path: str | Path, state_dir: str | Path | None = None, board=None, ti
     except BaseException:
         rig.close()
         raise
+
+
+def first_difference(recorded, replayed, path: str = "") -> str | None:
+    """The first place two states (state_of) differ, in words; None if they are equal."""
+    if recorded == replayed:
+        return None
+    if isinstance(recorded, dict) and isinstance(replayed, dict):
+        for k in list(recorded) + [k for k in replayed if k not in recorded]:
+            if k not in replayed:
+                return f"{path}{k}: recorded {recorded[k]!r}, missing from the replay"
+            if k not in recorded:
+                return f"{path}{k}: not in the recording, replayed {replayed[k]!r}"
+            if recorded[k] != replayed[k]:
+                if path.endswith("drives.") or (k == "drives" and isinstance(recorded[k], list)
+                                                 and recorded[k] and isinstance(recorded[k][0], str)):
+                    i = next(i for i, (x, y) in enumerate(zip(recorded[k], replayed[k])) if x != y)
+                    return (f"{path}drive {i}: contents differ (sha256 {recorded[k][i][:12]}... recorded, "
+                            f"{replayed[k][i][:12]}... replayed)")
+                return first_difference(recorded[k], replayed[k], f"{path}{k}.")
+    if isinstance(recorded, list) and isinstance(replayed, list):
+        for i, (x, y) in enumerate(zip(recorded, replayed)):
+            if x != y:
+                return first_difference(x, y, f"{path.rstrip('.')}[{i}].")
+        return f"{path.rstrip('.')}: {len(recorded)} entries recorded, {len(replayed)} replayed"
+    return f"{path.rstrip('.')}: recorded {recorded!r}, replayed {replayed!r}"
 
 
 def state_of(rig: Rig) -> dict:
