@@ -83,12 +83,12 @@ class Request:
 
 
 class Link:
-    def __init__(self, port, max_payload, nworkers=4, npending=24, retry_ms=300):
+    def __init__(self, port, max_payload, nworkers=4, npending=24, retry_ms=300, rx_chunk=1024):
         self.port = port
         self.max_payload = max_payload
         self.enc = wire.Encoder(max_payload)
         self.dec = wire.Decoder(max_payload)
-        self.rxbuf = bytearray(1024)
+        self.rxbuf = bytearray(rx_chunk)   # bytes taken from the port per read (board budget)
         self.seq = 0
         self.pending = {}
         # Outstanding requests of the board.  RAID I/O runs under the RAID lock and

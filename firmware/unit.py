@@ -20,6 +20,7 @@ BOARD_DEFAULTS = {
     "cache_slots": 64,
     "max_members": 8,
     "workers": 4,
+    "rx_chunk": 1024,       # bytes read from the serial port per call
     "raid_sets": 0,         # rows of healthy groups worked on at once (0: one at a time)
     "destage_ms": 20,
     "save_ms": 500,
@@ -39,7 +40,7 @@ class Unit:
         # spare, one per worker (direct reads), and a few for features
         npending = (b["max_members"] + 1) * (b["raid_sets"] + 2) + 8 + b["workers"]
         self.link = Link(port, b["max_payload"], b["workers"], npending=npending,
-                         retry_ms=b["retry_ms"])
+                         retry_ms=b["retry_ms"], rx_chunk=b["rx_chunk"])
         self.link.handler = self.handle
         self.dka = DKA(self)
         self.jobs = Jobs()
