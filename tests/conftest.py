@@ -1,7 +1,9 @@
 import copy
 import os
 import shutil
+import struct
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from firmware import wire  # noqa: E402
 from host.rig import Rig  # noqa: E402
 
 BASE_UNIT = {
@@ -49,3 +52,27 @@ def make_rig(tmp_path):
 
 
 BOARDS = ["emulator", "cpython", "inprocess"]
+
+
+def cut_power_at(u, when, land=True):
+    """Cut the board's power at an exact point of its drive I/O: the first drive request
+    for which when(drive, kind, lba) is true kills the board (SIGKILL, from the link's
+    reader thread, before the board hears back).  With land=True that request reaches
+    its drive first; no request after it does.  Returns an Event, set once the board is
+    dead; then call u.kill() and u.start(configure=False) as after any power cut."""
+    dead = threading.Event()
+    serve = u.link.drive_handler
+
+    def handler(d, kind, payload):
+        if dead.is_set():
+            return wire.E_NOT_READY, b""      # nobody is listening: nothing lands any more
+        lba, _ = struct.unpack_from(wire.DIO_HEAD, payload)
+        if not when(d, kind, lba):
+            return serve(d, kind, payload)
+        out = serve(d, kind, payload) if land else (wire.E_NOT_READY, b"")
+        u.launcher.kill()
+        dead.set()
+        return out
+
+    u.link.drive_handler = handler
+    return dead
