@@ -1,9 +1,11 @@
 import copy
 import os
 import shutil
+import signal
 import struct
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,71 @@ def rig_desc(unit=None, block_size=4096, **unit_changes):
 
 def have_micropython():
     return bool(shutil.which("micropython") or os.access(Path(sys.executable).parent / "micropython", os.X_OK))
+
+
+# Every process this session starts inherits this mark, and so do theirs: a board left
+# running (even one whose parent died and which was adopted) is found by it.
+SESSION_MARK = "STORLAB_TEST_SESSION"
+os.environ[SESSION_MARK] = "%d-%s" % (os.getpid(), os.urandom(4).hex())
+
+
+def board_processes():
+    """[(pid, command line)] of the live board processes (the micropython binary, or
+    firmware.main under any interpreter) started by this test session or its children."""
+    out = []
+    if not os.path.isdir("/proc"):
+        return out
+    mark = ("%s=%s" % (SESSION_MARK, os.environ[SESSION_MARK])).encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")
+            if not (b"firmware.main" in argv or b"micropython" in [os.path.basename(a) for a in argv[:2]]):
+                continue
+            with open("/proc/%s/environ" % name, "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open("/proc/%s/stat" % name) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue      # exited; its parent (or whoever adopted it) reaps it
+        except OSError:
+            continue              # gone meanwhile, or not ours to look at
+        out.append((int(name), b" ".join(argv).decode(errors="replace").strip()))
+    return out
+
+
+def _left_behind(before, timeout=10.0):
+    """Board processes not in `before` still running after `timeout` s (they are killed)."""
+    end = time.monotonic() + timeout
+    while True:
+        left = [p for p in board_processes() if p[0] not in before]
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
+
+
+@pytest.fixture(autouse=True)
+def no_board_left_behind():
+    """Each test: every board process it started has ended when it is over."""
+    before = {pid for pid, _ in board_processes()}
+    yield
+    left = _left_behind(before)
+    assert not left, "board processes left running: %s" % left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_board_left_at_the_end():
+    yield
+    left = _left_behind(set())
+    assert not left, "board processes left running at the end of the session: %s" % left
 
 
 @pytest.fixture
