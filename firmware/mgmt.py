@@ -121,7 +121,7 @@ def table(u, name):
         return u.link.counters()
     if name == "raid":
         r = u.raid
-        return {"repaired": r.repaired, "lost_reads": r.lost_reads, "hole_repairs": r.hole_repairs} if r else None
+        return r.counters() if r else None
     if name == "mem":
         return mem(u)
     if name in u.sm.t:

@@ -5,7 +5,9 @@
 # Group table (SM "groups"): id, level, members [drive ids], chunk, rows, capacity,
 # failed [member indexes], state, spares [drive ids], rebuild {member, spare, pointer,
 # lost [rows], paused} or None, and optionally invalid [[member, row]]: blocks known to
-# hold no valid data (never read as data; rebuilt, and valid again once rewritten).
+# hold no valid data (never read as data; rebuilt, and valid again once rewritten), and
+# lost [[member, row]]: blocks whose data is gone (a double fault: reads answer
+# E_DATA_LOST, nothing is rebuilt from or into them; valid again once rewritten).
 #
 # A feature may stand in for one member of a group (proactive sparing of a failing
 # drive): Raid.standin[gid] = an object with
@@ -72,18 +74,40 @@ class Raid:
         self.lost_reads = 0
         self.pending_repair = None   # parity-log record found at boot (see _repair)
         self.hole_repairs = 0
+        self.double_faults = 0       # rows caught mid-write by a reset with a block unreadable
         self.standin = {}
+
+    def counters(self):
+        """The "raid" table."""
+        return {"repaired": self.repaired, "lost_reads": self.lost_reads, "hole_repairs": self.hole_repairs,
+                "double_faults": self.double_faults}
+
+    @staticmethod
+    def _is_lost(g, m, row):
+        lost = g.get("lost")
+        return bool(lost) and [m, row] in lost
 
     @staticmethod
     def _invalid(g, m, row):
         inv = g.get("invalid")
-        return bool(inv) and [m, row] in inv
+        if inv and [m, row] in inv:
+            return True
+        lost = g.get("lost")
+        return bool(lost) and [m, row] in lost
 
-    @staticmethod
-    def _valid_again(g, m, row):
+    def _valid_again(self, g, m, row):
         inv = g.get("invalid")
         if inv and [m, row] in inv:
             inv.remove([m, row])
+        lost = g.get("lost")
+        if lost and [m, row] in lost:
+            lost.remove([m, row])
+            self.u.sm.save()
+
+    def _mark_lost(self, g, m, row):
+        lost = g.setdefault("lost", [])
+        if [m, row] not in lost:
+            lost.append([m, row])
 
     # ---- membership -----------------------------------------------------
     def drive_of(self, g, m, row):
@@ -188,6 +212,9 @@ class Raid:
 
     async def reconstruct(self, g, row, m, into):
         """RAID5: member m's block of row = XOR of every other member's block."""
+        if self._is_lost(g, m, row):
+            self.lost_reads += 1
+            return wire.E_DATA_LOST
         ops = []
         n = len(g["members"])
         k = 0
@@ -238,10 +265,8 @@ class Raid:
             return await self._reconstruct_write(g, row, m, p, data)
         if resync and not g["failed"]:
             # the row was caught mid-write by a reset: parity not trusted, recompute it
-            # from the data; if another block is unreadable, parity is all there is
-            st = await self._reconstruct_write(g, row, m, p, data)
-            if st != wire.E_DATA_LOST:
-                return st
+            # from the data
+            return await self._resync_write(g, row, m, p, dm, dp, data)
         old = self.scratch[0]
         ppar = self.scratch[1]
         sts = await self._io_all([(dm, "r", row, old), (dp, "r", row, ppar)])
@@ -292,6 +317,55 @@ class Raid:
         if dm >= 0 or dm == HELD:
             w.append((dm, "w", row, data))
         return await self._write_ops(g, w)
+
+    async def _resync_write(self, g, row, m, p, dm, dp, data):
+        """Write member m's block of a row caught mid-write by a reset: parity from the
+        row's data.  A data block that cannot be read (a double fault: parity is not
+        trusted, so it cannot be rebuilt either) is lost: it is marked (its reads answer
+        E_DATA_LOST until it is written again), reported with its group and row, and
+        counted; parity is computed without it, so the rest of the row stays protected."""
+        ops = []
+        who = []
+        k = 0
+        held = []
+        for o in range(len(g["members"])):
+            if o == m or o == p:
+                continue
+            d = self.drive_of(g, o, row)
+            if d == HELD:
+                held.append((o, k))
+            elif d >= 0 and not self._invalid(g, o, row):
+                ops.append((d, "r", row, self.scratch[k]))
+                who.append((o, k))
+            else:
+                held.append((o, -1))     # no drive, or no valid data: unreadable
+            k += 1
+        sts = await self._io_all(ops)
+        bad = []
+        good = []
+        for i in range(len(ops)):
+            if sts[i] in GOOD:
+                good.append(who[i][1])
+            else:
+                self._lost(g, ops[i][0], sts[i])
+                bad.append(who[i][0])
+        for o, j in held:
+            if j >= 0 and await self._held(g, row, self.scratch[j]) in GOOD:
+                good.append(j)
+            else:
+                bad.append(o)
+        if bad:
+            for o in bad:
+                self._mark_lost(g, o, row)
+            self.double_faults += 1
+            self.u.warn("group %d row %d: a write cut short by a reset (parity not trusted) and member %s "
+                        "unreadable: data lost" % (g["id"], row, ",".join([str(o) for o in bad])))
+            self.u.sm.save()
+        par = self.scratch[-1]
+        srcs = [self.scratch[j] for j in good]
+        srcs.append(data)
+        core.xor_into(par, srcs)
+        return await self._write_ops(g, [(dp, "w", row, par), (dm, "w", row, data)])
 
     async def write_row(self, g, row, blocks):
         """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
@@ -399,7 +473,7 @@ class Raid:
             if sts[i] != wire.OK and sts[i] != wire.RECOVERED:
                 self.u.fail_drive(live[i][0], wire.status_name(sts[i]))
         ok = sum(1 for s in sts if s in GOOD)
-        if g.get("invalid"):
+        if g.get("invalid") or g.get("lost"):
             for m in range(len(g["members"])):
                 for i in range(len(live)):
                     if sts[i] in GOOD and live[i][0] == g["members"][m]:
@@ -432,6 +506,8 @@ class Raid:
                     self._lost(g, d, st)
         else:
             st = await self.reconstruct(g, row, m, buf)
+        if st == wire.E_DATA_LOST and g["level"] == 5:
+            self._mark_lost(g, m, row)   # the spare has nothing valid there: never read it as data
         if st not in GOOD:
             return st
         st = await self.dka.write(rb["spare"], row, 1, buf)
