@@ -493,6 +493,23 @@ def test_volume_copy_generation_and_division_killed_part_way_resume_from_their_p
     assert h.verify_all(0, 192) == 0                                          # the original
 
 
+def test_volume_copy_pause_and_resume_are_saved_before_they_are_acknowledged(make_rig):
+    rig = make_rig(vc_desc(blocks=768))
+    u, h = rig.unit(), rig.host()
+    fill(u, h, [{"id": 0, "blocks": 768}])
+    vc.pair_create(u, 0, 1, paused=True)
+    vc.step(u, "vcgen0", 2)
+    u.job("vcgen0", "resume")
+    rec = vc_job(u)                    # read at once: no periodic save in between
+    assert rec == {} and saved(u, "volcopy")["pairs"][0]["state"] == vc.GEN_DONE or rec["paused"] is False
+    u.job("vcgen0", "pause")
+    rec = vc_job(u)
+    assert rec == {} and saved(u, "volcopy")["pairs"][0]["state"] == vc.GEN_DONE or rec["paused"] is True
+    if rec:                            # a reset now keeps it paused where it was
+        kill_and_boot(u)
+        assert u.job("vcgen0")["state"] == "paused"
+
+
 def resumed_or_done(u, sm, name, running, done):
     """After a kill at a random moment: pair 0's copy either was running (its job record
     and its state are in the saved SM together; the job goes on and finishes) or had

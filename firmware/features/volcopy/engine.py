@@ -132,6 +132,7 @@ class CopyJob(Job):
     def __init__(self, rec, total, pointer):
         Job.__init__(self, rec["name"], rec["kind"], total, pointer, rec["paused"])
         self.rec = rec
+        self.persist = rec      # mgmt saves SM on pause / resume: its "paused" flag goes with it
         self.note = "copied %d" % rec["copied"]
         self.t0 = ticks_ms()
         self.ms = -1            # run time since (re)start, once finished
