@@ -73,6 +73,12 @@ class Raid:
         self.repaired = 0
         self.lost_reads = 0
         self.pending_repair = None   # parity-log record found at boot (see _repair)
+        # members absent at boot: (group, member) -> first row the rebuild has not reached
+        self.boot_absent = {}
+        for g in unit.sm.t.get("groups") or ():
+            rb = g.get("rebuild")
+            for m in g.get("failed") or ():
+                self.boot_absent[(g["id"], m)] = rb["pointer"] if rb and rb["member"] == m else 0
         self.hole_repairs = 0
         self.double_faults = 0       # rows caught mid-write by a reset with a block unreadable
         self.standin = {}
@@ -263,7 +269,7 @@ class Raid:
         if dm < 0:
             # data member missing: parity = XOR(new data, the other data blocks)
             return await self._reconstruct_write(g, row, m, p, data)
-        if resync and not g["failed"]:
+        if resync and not self._logged_row(g, row, m, p):
             # the row was caught mid-write by a reset: parity not trusted, recompute it
             # from the data
             return await self._resync_write(g, row, m, p, dm, dp, data)
@@ -316,7 +322,23 @@ class Raid:
         dm = self.drive_of(g, m, row)
         if dm >= 0 or dm == HELD:
             w.append((dm, "w", row, data))
-        return await self._write_ops(g, w)
+        st = await self._write_ops(g, w)
+        if dm == -1 and st in GOOD and self._is_lost(g, m, row):
+            self._valid_again(g, m, row)    # an absent member's new data: held by the parity now
+        return st
+
+    def _logged_row(self, g, row, m, p):
+        """A row caught mid-write whose parity can be trusted all the same: a member is
+        absent, and every absent one was absent before the reset, so the row's writes
+        went through the parity log (which made the row whole at boot if it was open)."""
+        absent = False
+        for k in range(len(g["members"])):
+            if k != m and k != p and self.drive_of(g, k, row) == -1:
+                first = self.boot_absent.get((g["id"], k))
+                if first is None or row < first:
+                    return False      # gone since the boot: its block leaned on this parity
+                absent = True
+        return absent
 
     async def _resync_write(self, g, row, m, p, dm, dp, data):
         """Write member m's block of a row caught mid-write by a reset: parity from the

@@ -48,6 +48,7 @@ class ModelRun:
         # the defects present at a reset; rows the unit has shown lost for one of them.
         self.doubt: set[tuple[int, int]] = set()
         self.lost_rows: set[int] = set()
+        self.restarted = False   # a restart since the last flush: a row may still be mid-write
 
     def close(self):
         self.rig.close()
@@ -109,6 +110,8 @@ class ModelRun:
                 drv.faults.defects.clear()
             self.defect_rows.clear()
             self.defects.clear()
+            if self.restarted:    # the member's drive dies while a row may still be mid-write
+                self.doubt |= {(step["member"], r) for r in range(u.drives[0].blocks)}
             g = u.table("groups")[0]
             d = g["members"][step["member"]]
             u.inject(d, "fail")
@@ -118,10 +121,12 @@ class ModelRun:
             u.wait_job("rebuild0", timeout=60)
         elif op == "restart":
             self.doubt |= self.defects
+            self.restarted = True
             u.restart()
         elif op == "flush":
             try:
                 u.flush()
+                self.restarted = False
             except StatusError as e:   # a write into a row with a lost block stays in the cache
                 if e.status != wire.E_DATA_LOST or not any(r in self.lost_rows for _, r in self.doubt):
                     raise

@@ -28,13 +28,14 @@ def test_acknowledged_writes_survive_random_kills_mid_write_and_mid_rebuild(make
     assert g["rebuild"] is None and g["failed"] == [] and 4 in g["members"]
 
 
-@pytest.mark.parametrize("board", ["emulator", "cpython"])
-def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_block_lost(make_rig, board):
+@pytest.mark.parametrize("board, fault", [("emulator", "medium"), ("cpython", "medium"), ("emulator", "fail")])
+def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_block_lost(make_rig, board, fault):
     """A double fault: row 0 is caught mid-write by a reset (the data block reached its
-    drive, the parity did not) and another data block of the row is unreadable.  The
-    parity cannot be trusted to rebuild it: the block reads as lost (never as wrong
-    data), the unit names the group and row, and counts it; once the block is written
-    again the row is whole and protected again."""
+    drive, the parity did not) and another data block of the row is unreadable (a
+    latent medium error, or its drive dies with the reset).  The parity cannot be
+    trusted to rebuild it: the block reads as lost (never as wrong data), the unit names
+    the group and row, and counts it; once the block is written again the row is whole
+    and protected again."""
     rig = make_rig(rig_desc(), board=board)
     u, h = rig.unit(), rig.host()
     g = u.table("groups")[0]
@@ -43,7 +44,8 @@ def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_bloc
     h.write(0, 0, 6)
     u.flush(0)
     u.restart()                        # a cold cache: the next destage is a read-modify-write
-    u.inject(g["members"][1], "medium", 0, 1)
+    if fault == "medium":
+        u.inject(g["members"][1], "medium", 0, 1)
     d0, dp = g["members"][0], g["members"][3]
     dead = cut_power_at(u, lambda d, kind, lba: (d, kind, lba) == (d0, wire.K_DWRITE, 0))
     parity_before = u.drives[dp].read_raw(0)
@@ -51,6 +53,8 @@ def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_bloc
     assert dead.wait(30)
     assert u.drives[dp].read_raw(0) == parity_before     # the power went before the parity
     u.kill()
+    if fault == "fail":
+        u.inject(g["members"][1], "fail")
     u.start(configure=False)
     u.wait_for(lambda x: x.table("cache")["dirty"] == 0, what="the restored write destaged")
     assert u.table("groups")[0]["lost"] == [[1, 0]]
@@ -71,4 +75,23 @@ def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_bloc
     assert u.table("groups")[0]["lost"] == []
     u.restart()                        # from the drives: the unreadable block rebuilt from parity
     assert h.read(0, 0, 6) == 0
-    assert u.table("raid")["repaired"] == 1
+    if fault == "medium":
+        assert u.table("raid")["repaired"] == 1
+        assert parity_ok(u, g)
+    else:
+        assert u.table("groups")[0]["failed"] == [1]
+        u.rebuild(0)                   # the member's blocks come back from the others
+        assert u.wait_job("rebuild0")["note"] == "replaced drive 1; 0 rows lost"
+        assert h.read(0, 0, 6) == 0
+        assert parity_ok(u, u.table("groups")[0])
+
+
+def parity_ok(u, g):
+    """Every RAID5 row of g is whole (read straight off the simulated drives)."""
+    for row in range(g["rows"]):
+        acc = bytes(u.block_size)
+        for d in g["members"]:
+            acc = bytes(a ^ b for a, b in zip(acc, u.drives[d].read_raw(row)))
+        if any(acc):
+            return False
+    return True
