@@ -91,8 +91,7 @@ def table(u, name):
         return u.link.counters()
     if name == "raid":
         r = u.raid
-        return {"repaired": r.repaired, "lost_reads": r.lost_reads, "hole_repairs": r.hole_repairs,
-                "row_sets": r.lock.nsets, "lock_waits": r.lock.waits} if r else None
+        return r.counters() if r else None
     if name == "mem":
         return mem(u)
     if name == "iopath":

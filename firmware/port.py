@@ -16,15 +16,23 @@ import asyncio
 
 
 class Port:
-    """async readinto(buf) -> n (0 at end of stream);  write(mv) sends every byte."""
+    """async readinto(buf) -> n (0 at end of stream: the host went away);  write(mv)
+    sends every byte, or drops them once the host has gone (`closed`).
+
+    The host going away: the other end of the pty closed (the harness exited, or was
+    killed).  The pty then reads EIO, and a write that finds the pty full waits for
+    room that never comes (poll answers POLLHUP at once): the port is closed, writes
+    are dropped and the next read returns 0, so the unit saves its shared memory and
+    the board exits instead of spinning on a dead port."""
 
     def __init__(self, fd_in=None, fd_out=None):
+        self.closed = False
+        self._poll = None
         if MICROPYTHON:
             micropython.kbd_intr(-1)  # 0x03 is payload, not Ctrl-C
             self._in = sys.stdin.buffer
             self._out = sys.stdout.buffer
             self._reader = asyncio.StreamReader(self._in)
-            self._poll = None
         else:
             import os
 
@@ -34,10 +42,29 @@ class Port:
             os.set_blocking(self.fd_in, False)
             self._ready = None
 
+    def _wait_room(self, out):
+        """Wait (at most 100 ms) until the output takes more; False if it never will."""
+        import select
+
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(out, select.POLLOUT)
+        for ev in self._poll.poll(100):
+            if ev[1] & (select.POLLHUP | select.POLLERR):
+                self.closed = True
+                return False
+        return True
+
     if MICROPYTHON:
 
         async def readinto(self, buf):
-            return await self._reader.readinto(buf)
+            if self.closed:
+                return 0
+            try:
+                return await self._reader.readinto(buf)
+            except OSError:
+                self.closed = True
+                return 0  # EIO: the pty's other end closed
 
         def write(self, mv):
             # The emulator's console fd is non-blocking (so reads return what has
@@ -45,28 +72,28 @@ class Port:
             out = self._out
             n = len(mv)
             done = 0
-            while done < n:
-                k = out.write(mv[done:])
+            while done < n and not self.closed:
+                try:
+                    k = out.write(mv[done:])
+                except OSError:
+                    self.closed = True
+                    return
                 if k:
                     done += k
-                else:
-                    if self._poll is None:
-                        import select
-
-                        self._poll = select.poll()
-                        self._poll.register(out, select.POLLOUT)
-                    self._poll.poll(100)
+                elif not self._wait_room(out):
+                    return
 
     else:
 
         async def readinto(self, buf):
             os = self._os
-            while True:
+            while not self.closed:
                 try:
                     return os.readv(self.fd_in, [buf])
                 except BlockingIOError:
                     pass
                 except OSError:
+                    self.closed = True
                     return 0  # peer closed (EIO on a pty whose other side went away)
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
@@ -75,15 +102,18 @@ class Port:
                     await fut
                 finally:
                     loop.remove_reader(self.fd_in)
+            return 0
 
         def write(self, mv):
-            import select
-
             os = self._os
             mv = memoryview(mv)
-            while len(mv):
+            while len(mv) and not self.closed:
                 try:
                     k = os.write(self.fd_out, mv)
                     mv = mv[k:]
                 except BlockingIOError:
-                    select.select([], [self.fd_out], [], 1.0)
+                    if not self._wait_room(self.fd_out):
+                        return
+                except OSError:
+                    self.closed = True   # EPIPE, EIO: the host went away
+                    return

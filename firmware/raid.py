@@ -5,7 +5,9 @@
 # Group table (SM "groups"): id, level, members [drive ids], chunk, rows, capacity,
 # failed [member indexes], state, spares [drive ids], rebuild {member, spare, pointer,
 # lost [rows], paused} or None, and optionally invalid [[member, row]]: blocks known to
-# hold no valid data (never read as data; rebuilt, and valid again once rewritten).
+# hold no valid data (never read as data; rebuilt, and valid again once rewritten), and
+# lost [[member, row]]: blocks whose data is gone (a double fault: reads answer
+# E_DATA_LOST, nothing is rebuilt from or into them; valid again once rewritten).
 #
 # A feature may stand in for one member of a group (proactive sparing of a failing
 # drive): Raid.standin[gid] = an object with
@@ -76,7 +78,14 @@ class Raid:
         self.repaired = 0
         self.lost_reads = 0
         self.pending_repair = None   # parity-log record found at boot (see _repair)
+        # members absent at boot: (group, member) -> first row the rebuild has not reached
+        self.boot_absent = {}
+        for g in unit.sm.t.get("groups") or ():
+            rb = g.get("rebuild")
+            for m in g.get("failed") or ():
+                self.boot_absent[(g["id"], m)] = rb["pointer"] if rb and rb["member"] == m else 0
         self.hole_repairs = 0
+        self.double_faults = 0       # rows caught mid-write by a reset with a block unreadable
         self.standin = {}
 
     def _set(self):
@@ -102,16 +111,37 @@ class Raid:
         else:
             self.lock.row_done(row << 8 | g["id"], sc)
 
+    def counters(self):
+        """The "raid" table."""
+        return {"repaired": self.repaired, "lost_reads": self.lost_reads, "hole_repairs": self.hole_repairs,
+                "double_faults": self.double_faults, "row_sets": self.lock.nsets, "lock_waits": self.lock.waits}
+
+    @staticmethod
+    def _is_lost(g, m, row):
+        lost = g.get("lost")
+        return bool(lost) and [m, row] in lost
+
     @staticmethod
     def _invalid(g, m, row):
         inv = g.get("invalid")
-        return bool(inv) and [m, row] in inv
+        if inv and [m, row] in inv:
+            return True
+        lost = g.get("lost")
+        return bool(lost) and [m, row] in lost
 
-    @staticmethod
-    def _valid_again(g, m, row):
+    def _valid_again(self, g, m, row):
         inv = g.get("invalid")
         if inv and [m, row] in inv:
             inv.remove([m, row])
+        lost = g.get("lost")
+        if lost and [m, row] in lost:
+            lost.remove([m, row])
+            self.u.sm.save()
+
+    def _mark_lost(self, g, m, row):
+        lost = g.setdefault("lost", [])
+        if [m, row] not in lost:
+            lost.append([m, row])
 
     # ---- membership -----------------------------------------------------
     def drive_of(self, g, m, row):
@@ -134,7 +164,7 @@ class Raid:
         """(drive, row, k): group blocks glba..glba+k-1 (1 <= k <= min(n, most)) lie on
         one healthy drive at rows row..row+k-1 and can be read straight from it, with no
         lock (no scratch buffer, nothing rebuilt); None when they need the full path."""
-        if self.pending_repair is not None or g.get("invalid"):
+        if self.pending_repair is not None or g.get("invalid") or g.get("lost"):
             return None
         h = self.standin.get(g["id"]) if self.standin else None
         if g["level"] == 1:
@@ -250,6 +280,9 @@ class Raid:
     async def reconstruct(self, g, row, m, into, sc=None):
         """RAID5: member m's block of row = XOR of every other member's block."""
         sc = sc or self.scratch
+        if self._is_lost(g, m, row):
+            self.lost_reads += 1
+            return wire.E_DATA_LOST
         ops = []
         n = len(g["members"])
         k = 0
@@ -299,12 +332,10 @@ class Raid:
         if dm < 0:
             # data member missing: parity = XOR(new data, the other data blocks)
             return await self._reconstruct_write(g, row, m, p, data, sc)
-        if resync and not g["failed"]:
+        if resync and not self._logged_row(g, row, m, p):
             # the row was caught mid-write by a reset: parity not trusted, recompute it
-            # from the data; if another block is unreadable, parity is all there is
-            st = await self._reconstruct_write(g, row, m, p, data, sc)
-            if st != wire.E_DATA_LOST:
-                return st
+            # from the data
+            return await self._resync_write(g, row, m, p, dm, dp, data, sc)
         old = sc[0]
         ppar = sc[1]
         sts = await self._io_all([(dm, "r", row, old), (dp, "r", row, ppar)])
@@ -355,7 +386,73 @@ class Raid:
         dm = self.drive_of(g, m, row)
         if dm >= 0 or dm == HELD:
             w.append((dm, "w", row, data))
-        return await self._write_ops(g, w)
+        st = await self._write_ops(g, w)
+        if dm == -1 and st in GOOD and self._is_lost(g, m, row):
+            self._valid_again(g, m, row)    # an absent member's new data: held by the parity now
+        return st
+
+    def _logged_row(self, g, row, m, p):
+        """A row caught mid-write whose parity can be trusted all the same: a member is
+        absent, and every absent one was absent before the reset, so the row's writes
+        went through the parity log (which made the row whole at boot if it was open)."""
+        absent = False
+        for k in range(len(g["members"])):
+            if k != m and k != p and self.drive_of(g, k, row) == -1:
+                first = self.boot_absent.get((g["id"], k))
+                if first is None or row < first:
+                    return False      # gone since the boot: its block leaned on this parity
+                absent = True
+        return absent
+
+    async def _resync_write(self, g, row, m, p, dm, dp, data, sc=None):
+        """Write member m's block of a row caught mid-write by a reset: parity from the
+        row's data.  A data block that cannot be read (a double fault: parity is not
+        trusted, so it cannot be rebuilt either) is lost: it is marked (its reads answer
+        E_DATA_LOST until it is written again), reported with its group and row, and
+        counted; parity is computed without it, so the rest of the row stays protected."""
+        sc = sc or self.scratch
+        ops = []
+        who = []
+        k = 0
+        held = []
+        for o in range(len(g["members"])):
+            if o == m or o == p:
+                continue
+            d = self.drive_of(g, o, row)
+            if d == HELD:
+                held.append((o, k))
+            elif d >= 0 and not self._invalid(g, o, row):
+                ops.append((d, "r", row, sc[k]))
+                who.append((o, k))
+            else:
+                held.append((o, -1))     # no drive, or no valid data: unreadable
+            k += 1
+        sts = await self._io_all(ops)
+        bad = []
+        good = []
+        for i in range(len(ops)):
+            if sts[i] in GOOD:
+                good.append(who[i][1])
+            else:
+                self._lost(g, ops[i][0], sts[i])
+                bad.append(who[i][0])
+        for o, j in held:
+            if j >= 0 and await self._held(g, row, sc[j]) in GOOD:
+                good.append(j)
+            else:
+                bad.append(o)
+        if bad:
+            for o in bad:
+                self._mark_lost(g, o, row)
+            self.double_faults += 1
+            self.u.warn("group %d row %d: a write cut short by a reset (parity not trusted) and member %s "
+                        "unreadable: data lost" % (g["id"], row, ",".join([str(o) for o in bad])))
+            self.u.sm.save()
+        par = sc[-1]
+        srcs = [sc[j] for j in good]
+        srcs.append(data)
+        core.xor_into(par, srcs)
+        return await self._write_ops(g, [(dp, "w", row, par), (dm, "w", row, data)])
 
     async def write_row(self, g, row, blocks, sc=None):
         """RAID5 full-row write: blocks[m] is the data for member m (None at parity)."""
@@ -465,7 +562,7 @@ class Raid:
             if sts[i] != wire.OK and sts[i] != wire.RECOVERED:
                 self.u.fail_drive(live[i][0], wire.status_name(sts[i]))
         ok = sum(1 for s in sts if s in GOOD)
-        if g.get("invalid"):
+        if g.get("invalid") or g.get("lost"):
             for m in range(len(g["members"])):
                 for i in range(len(live)):
                     if sts[i] in GOOD and live[i][0] == g["members"][m]:
@@ -498,6 +595,8 @@ class Raid:
                     self._lost(g, d, st)
         else:
             st = await self.reconstruct(g, row, m, buf)
+        if st == wire.E_DATA_LOST and g["level"] == 5:
+            self._mark_lost(g, m, row)   # the spare has nothing valid there: never read it as data
         if st not in GOOD:
             return st
         st = await self.dka.write(rb["spare"], row, 1, buf)

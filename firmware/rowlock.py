@@ -19,6 +19,7 @@ class RowLocks:
         self.nsets = len(sets)
         self.ev = asyncio.Event()
         self.waits = 0          # times a task had to wait (the "raid" table shows it)
+        self.rwait = 0          # row holders waiting now
 
     async def _wait(self):
         self.waits += 1
@@ -26,6 +27,10 @@ class RowLocks:
         await self.ev.wait()
 
     async def acquire(self):
+        if self.rwait:
+            # row holders woken by the last release go first (a loop that takes the
+            # whole RAID again and again must not starve them)
+            await asyncio.sleep(0)
         self.want += 1
         try:
             while self.excl or self.rows:
@@ -50,7 +55,11 @@ class RowLocks:
 
     async def row(self, key):
         while self.excl or self.want or key in self.rows or not self.sets:
-            await self._wait()
+            self.rwait += 1
+            try:
+                await self._wait()
+            finally:
+                self.rwait -= 1
         self.rows[key] = 1
         return self.sets.pop()
 

@@ -103,6 +103,8 @@ class PtyLauncher(Launcher):
         raise NotImplementedError
 
     def start(self):
+        if self.alive():
+            self.kill()       # one board per launcher: never leave the old one running
         self.write_board_json()
         master, slave = os.openpty()
         tty.setraw(slave)

@@ -1,7 +1,11 @@
 import copy
 import os
 import shutil
+import signal
+import struct
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from firmware import wire  # noqa: E402
 from host.rig import Rig  # noqa: E402
 
 BASE_UNIT = {
@@ -33,6 +38,71 @@ def have_micropython():
     return bool(shutil.which("micropython") or os.access(Path(sys.executable).parent / "micropython", os.X_OK))
 
 
+# Every process this session starts inherits this mark, and so do theirs: a board left
+# running (even one whose parent died and which was adopted) is found by it.
+SESSION_MARK = "STORLAB_TEST_SESSION"
+os.environ[SESSION_MARK] = "%d-%s" % (os.getpid(), os.urandom(4).hex())
+
+
+def board_processes():
+    """[(pid, command line)] of the live board processes (the micropython binary, or
+    firmware.main under any interpreter) started by this test session or its children."""
+    out = []
+    if not os.path.isdir("/proc"):
+        return out
+    mark = ("%s=%s" % (SESSION_MARK, os.environ[SESSION_MARK])).encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")
+            if not (b"firmware.main" in argv or b"micropython" in [os.path.basename(a) for a in argv[:2]]):
+                continue
+            with open("/proc/%s/environ" % name, "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open("/proc/%s/stat" % name) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue      # exited; its parent (or whoever adopted it) reaps it
+        except OSError:
+            continue              # gone meanwhile, or not ours to look at
+        out.append((int(name), b" ".join(argv).decode(errors="replace").strip()))
+    return out
+
+
+def _left_behind(before, timeout=10.0):
+    """Board processes not in `before` still running after `timeout` s (they are killed)."""
+    end = time.monotonic() + timeout
+    while True:
+        left = [p for p in board_processes() if p[0] not in before]
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
+
+
+@pytest.fixture(autouse=True)
+def no_board_left_behind():
+    """Each test: every board process it started has ended when it is over."""
+    before = {pid for pid, _ in board_processes()}
+    yield
+    left = _left_behind(before)
+    assert not left, "board processes left running: %s" % left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_board_left_at_the_end():
+    yield
+    left = _left_behind(set())
+    assert not left, "board processes left running at the end of the session: %s" % left
+
+
 @pytest.fixture
 def make_rig(tmp_path):
     """make_rig(desc, board) -> a started Rig, closed after the test."""
@@ -49,3 +119,27 @@ def make_rig(tmp_path):
 
 
 BOARDS = ["emulator", "cpython", "inprocess"]
+
+
+def cut_power_at(u, when, land=True):
+    """Cut the board's power at an exact point of its drive I/O: the first drive request
+    for which when(drive, kind, lba) is true kills the board (SIGKILL, from the link's
+    reader thread, before the board hears back).  With land=True that request reaches
+    its drive first; no request after it does.  Returns an Event, set once the board is
+    dead; then call u.kill() and u.start(configure=False) as after any power cut."""
+    dead = threading.Event()
+    serve = u.link.drive_handler
+
+    def handler(d, kind, payload):
+        if dead.is_set():
+            return wire.E_NOT_READY, b""      # nobody is listening: nothing lands any more
+        lba, _ = struct.unpack_from(wire.DIO_HEAD, payload)
+        if not when(d, kind, lba):
+            return serve(d, kind, payload)
+        out = serve(d, kind, payload) if land else (wire.E_NOT_READY, b"")
+        u.launcher.kill()
+        dead.set()
+        return out
+
+    u.link.drive_handler = handler
+    return dead

@@ -44,9 +44,17 @@ def test_live_view_runs_beside_a_workload(make_rig):
     wl = Workload(h, 0, 128, seed=3)
     with LiveView(rig, con, interval=0.05) as view:
         done = threading.Event()
-        t = threading.Thread(target=lambda: ([wl.step() for _ in range(150)], done.set()))
+
+        def work():      # 150 steps, and on until the view has polled 3 times meanwhile
+            n = 0
+            while n < 150 or (view.polls < 3 and n < 100000):
+                wl.step()
+                n += 1
+            done.set()
+
+        t = threading.Thread(target=work)
         t.start()
-        t.join(timeout=120)
+        t.join(timeout=300)
     assert done.is_set() and wl.bad == 0
     assert view.polls >= 3
     assert "error" not in view.last["units"]["u0"]

@@ -3,9 +3,12 @@ and during a rebuild; it boots from its persisted SM and non-volatile cache, the
 goes on from its persisted pointer, and every acknowledged write reads back.  A write
 in flight at the kill holds either its old or its new data (never anything else)."""
 import pytest
-from conftest import have_micropython, rig_desc
+from conftest import cut_power_at, have_micropython, rig_desc
 
+from firmware import wire
+from firmware.raid import locate
 from host.reliability import reset_run
+from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 
@@ -23,3 +26,72 @@ def test_acknowledged_writes_survive_random_kills_mid_write_and_mid_rebuild(make
     u = rig.unit()
     g = u.table("groups")[0]
     assert g["rebuild"] is None and g["failed"] == [] and 4 in g["members"]
+
+
+@pytest.mark.parametrize("board, fault", [("emulator", "medium"), ("cpython", "medium"), ("emulator", "fail")])
+def test_a_reset_mid_write_with_an_unreadable_block_in_the_row_reports_that_block_lost(make_rig, board, fault):
+    """A double fault: row 0 is caught mid-write by a reset (the data block reached its
+    drive, the parity did not) and another data block of the row is unreadable (a
+    latent medium error, or its drive dies with the reset).  The parity cannot be
+    trusted to rebuild it: the block reads as lost (never as wrong data), the unit names
+    the group and row, and counts it; once the block is written again the row is whole
+    and protected again."""
+    rig = make_rig(rig_desc(), board=board)
+    u, h = rig.unit(), rig.host()
+    g = u.table("groups")[0]
+    # row 0: volume blocks 0, 2, 4 on members 0, 1, 2; parity on member 3
+    assert [locate(g, b)[:2] for b in (0, 2, 4)] == [(0, 0), (0, 1), (0, 2)] and locate(g, 0)[2] == 3
+    h.write(0, 0, 6)
+    u.flush(0)
+    u.restart()                        # a cold cache: the next destage is a read-modify-write
+    if fault == "medium":
+        u.inject(g["members"][1], "medium", 0, 1)
+    d0, dp = g["members"][0], g["members"][3]
+    dead = cut_power_at(u, lambda d, kind, lba: (d, kind, lba) == (d0, wire.K_DWRITE, 0))
+    parity_before = u.drives[dp].read_raw(0)
+    h.write(0, 0, 1)                   # acknowledged (non-volatile cache), then destaged
+    assert dead.wait(30)
+    assert u.drives[dp].read_raw(0) == parity_before     # the power went before the parity
+    u.kill()
+    if fault == "fail":
+        u.inject(g["members"][1], "fail")
+    u.start(configure=False)
+    u.wait_for(lambda x: x.table("cache")["dirty"] == 0, what="the restored write destaged")
+    assert u.table("groups")[0]["lost"] == [[1, 0]]
+    assert u.table("raid")["double_faults"] == 1
+    assert [w for w in u.table("warnings") if "group 0 row 0" in w and "data lost" in w]
+    assert h.read(0, 0) == 0 and h.read(0, 4) == 0       # the written block and the readable one
+    for _ in range(2):
+        with pytest.raises(StatusError) as e:
+            h.read(0, 2)
+        assert e.value.status == wire.E_DATA_LOST
+    assert u.table("raid")["lost_reads"] >= 2
+    u.restart()                        # the mark is persisted with the group
+    with pytest.raises(StatusError) as e:
+        h.read(0, 2)
+    assert e.value.status == wire.E_DATA_LOST
+    h.write(0, 2, 1)                   # written again: valid, and the row's parity whole
+    u.flush(0)
+    assert u.table("groups")[0]["lost"] == []
+    u.restart()                        # from the drives: the unreadable block rebuilt from parity
+    assert h.read(0, 0, 6) == 0
+    if fault == "medium":
+        assert u.table("raid")["repaired"] == 1
+        assert parity_ok(u, g)
+    else:
+        assert u.table("groups")[0]["failed"] == [1]
+        u.rebuild(0)                   # the member's blocks come back from the others
+        assert u.wait_job("rebuild0")["note"] == "replaced drive 1; 0 rows lost"
+        assert h.read(0, 0, 6) == 0
+        assert parity_ok(u, u.table("groups")[0])
+
+
+def parity_ok(u, g):
+    """Every RAID5 row of g is whole (read straight off the simulated drives)."""
+    for row in range(g["rows"]):
+        acc = bytes(u.block_size)
+        for d in g["members"]:
+            acc = bytes(a ^ b for a, b in zip(acc, u.drives[d].read_raw(row)))
+        if any(acc):
+            return False
+    return True

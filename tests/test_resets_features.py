@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import have_micropython, rig_desc
+from conftest import cut_power_at, have_micropython, rig_desc
 from test_sparing import blocks_on, fill, make_faulty, unit_desc
 
 from firmware import wire
@@ -534,6 +534,38 @@ def test_volume_copy_generation_and_division_killed_part_way_resume_from_their_p
     assert h.verify_all(0, 192) == 0                                          # the original
 
 
+def test_volume_copy_pause_and_resume_are_saved_before_they_are_acknowledged(make_rig):
+    rig = make_rig(vc_desc(blocks=768))
+    u, h = rig.unit(), rig.host()
+    fill(u, h, [{"id": 0, "blocks": 768}])
+    vc.pair_create(u, 0, 1, paused=True)
+    vc.step(u, "vcgen0", 2)
+    u.job("vcgen0", "resume")
+    rec = vc_job(u)                    # read at once: no periodic save in between
+    assert rec == {} and saved(u, "volcopy")["pairs"][0]["state"] == vc.GEN_DONE or rec["paused"] is False
+    u.job("vcgen0", "pause")
+    rec = vc_job(u)
+    assert rec == {} and saved(u, "volcopy")["pairs"][0]["state"] == vc.GEN_DONE or rec["paused"] is True
+    if rec:                            # a reset now keeps it paused where it was
+        kill_and_boot(u)
+        assert u.job("vcgen0")["state"] == "paused"
+
+
+def resumed_or_done(u, sm, name, running, done):
+    """After a kill at a random moment: pair 0's copy either was running (its job record
+    and its state are in the saved SM together; the job goes on and finishes) or had
+    finished (the state says so; a finished job is not kept across a boot).  Returns
+    the saved job record, or None."""
+    pair = sm["volcopy"]["pairs"][0]
+    if pair["job"]:
+        assert (pair["state"], pair["job"]["name"]) == (running, name)
+        assert u.wait_job(name, timeout=60)["state"] == "done"
+    else:
+        assert pair["state"] == done
+    assert vc.pair(u, 0)["state"] == done
+    return pair["job"]
+
+
 def test_volume_copy_division_killed_at_a_random_moment_under_host_writes_keeps_the_split_image(make_rig):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -545,16 +577,14 @@ def test_volume_copy_division_killed_at_a_random_moment_under_host_writes_keeps_
     churn = Churn(h, [vol], seed).start()
     time.sleep(rng.uniform(0.0, 0.3))
     sm = kill_and_boot(u, churn)         # during the generation copy (or after it)
-    gen = sm["volcopy"]["pairs"][0]["job"]
-    assert u.wait_job("vcgen0", timeout=60)["state"] == "done"
+    gen = resumed_or_done(u, sm, "vcgen0", vc.UNDER_GEN, vc.GEN_DONE)
     churn.pause()
     at_split = u.read(0, 0, 768)
     vc.pair_split(u, 0, 1)
     churn.resume()
     time.sleep(rng.uniform(0.0, 0.3))
     sm = kill_and_boot(u, churn)         # during the division (or after it)
-    div = sm["volcopy"]["pairs"][0]["job"]
-    assert u.wait_job("vcdiv0", timeout=60)["state"] == "done"
+    div = resumed_or_done(u, sm, "vcdiv0", vc.UNDER_DIV, vc.DIV_DONE)
     time.sleep(0.2)
     churn.finish()
     print("seed %d: generation killed %s, division killed %s; %d writes acknowledged, %d in flight" % (
@@ -586,23 +616,17 @@ def test_tape_backup_cut_short_by_a_reset_is_taken_up_again_after_its_last_recor
     vc.pair_split(u, 0, 1)
     u.wait_job("vcdiv0")
     image = u.read(1, 0, 192)
+    u.flush(1)
     u.restart()                        # a cold cache: the backup's reads go to the drives
     third = threading.Event()
-
-    def slow_drives():                 # the 4th chunk is still being read when the board dies
-        for d in range(4):
-            u.inject(d, "latency", seconds=0.5)
-        third.set()
-
-    tape = MarkedTape(tmp_path / "tape", slow_drives)
+    # the board dies at the first drive read of the 4th chunk, while the backup host waits for it
+    dead = cut_power_at(u, lambda d, kind, lba: third.is_set() and kind == wire.K_DREAD)
+    tape = MarkedTape(tmp_path / "tape", third.set)
     bh = BackupHost(u, tape)
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("cuts", bh.backup_split_copy(0, 1, chunk=16)))
     t.start()
-    assert third.wait(30)
-    time.sleep(0.2)
-    for d in range(4):
-        u.inject(d, "latency", seconds=0.0)
+    assert dead.wait(60)
     kill_and_boot(u)
     t.join(60)
     assert out.get("cuts") == 1, out
