@@ -198,7 +198,7 @@ def render(name: str, d: dict):
     errs = [f"drive {x['id']}: " + " ".join(f"{k}={v}" for k, v in (x.get("io") or {}).items() if k not in ("r", "w")
                                             and v)
             for x in drives.values() if any(v for k, v in (x.get("io") or {}).items() if k not in ("r", "w"))]
-    r = d.get("raid") or {}
+    r = {k: v for k, v in (d.get("raid") or {}).items() if k not in ("row_sets", "lock_waits")}   # not errors
     if any(r.values()):
         errs.append(" ".join(f"{k}={v}" for k, v in r.items()))
     lk = d.get("link") or {}
