@@ -56,6 +56,7 @@ class DKA:
             name = _ERR.get(st, "other")
             key = op + "_" + name
             c[key] = c.get(key, 0) + 1
+            self.u.sm.save()        # error counters are saved when they change (a reset keeps them)
         for ob in self.observers:
             ob(d, op, st)
 

@@ -101,11 +101,17 @@ def _release(locks):
         locks[i].release()
 
 
+async def _first(u, v, names, lba, count, buf):
+    """Run the stages of `names` in turn; the first status one returns, else None."""
+    for name in names:
+        r = await _run(_active(u, v, name), u, v, lba, count, buf)
+        if r is not None:
+            return r
+    return None
+
+
 async def write(u, v, lba, count, data):
-    r = await _run(_active(u, v, "check"), u, v, lba, count, data)
-    if r is not None:
-        return r
-    r = await _run(_active(u, v, "redirect"), u, v, lba, count, data)
+    r = await _first(u, v, ("check", "redirect"), lba, count, data)
     if r is not None:
         return r
     before = _active(u, v, "before_cache")
@@ -129,7 +135,7 @@ async def write(u, v, lba, count, data):
 
 
 async def read(u, v, lba, count, out):
-    r = await _run(_active(u, v, "read_check"), u, v, lba, count, out)
+    r = await _first(u, v, ("read_check",), lba, count, out)
     if r is not None:
         return r
     serve = _active(u, v, "read")

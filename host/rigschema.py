@@ -17,9 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware import features as _features
+
 # Unit keys passed straight to the firmware with its configuration: the features to
 # load, and each feature's own settings.  The one list of them.
-FEATURE_SECTIONS = ("features", "sparing", "volcopy", "parity_unit")
+FEATURE_SECTIONS = ("features",) + _features.BUILT   # the firmware's own list: one source of truth
 
 
 @dataclass(frozen=True)
