@@ -26,44 +26,13 @@
 # (`sc`, from the pool).  A method called without `sc` uses the RAID's own scratch
 # buffers and must be called with `self.lock` held.
 from firmware import core, wire
+from firmware.geometry import capacity, locate, row_blocks  # noqa: F401  (the RAID layout)
 from firmware.rowlock import RowLocks
 
 GOOD = (wire.OK, wire.RECOVERED)
 # Drive statuses that mean "this drive is gone" (as opposed to one bad block).
 _DRIVE_LOST = (wire.E_NOT_READY, wire.E_WRITE_FAULT, wire.E_TIMEOUT)
 HELD = -2   # drive_of(): the member a feature stands in for (see Raid.standin)
-
-
-def locate(g, glba):
-    """Group block -> (row, data member, parity member or -1)."""
-    if g["level"] == 1:
-        return glba, 0, -1
-    n = len(g["members"])
-    chunk = g["chunk"]
-    stripe, within = divmod(glba, chunk * (n - 1))
-    dcol, off = divmod(within, chunk)
-    p = (n - 1) - stripe % n
-    return stripe * chunk + off, (p + 1 + dcol) % n, p
-
-
-def row_blocks(g, row):
-    """RAID5: the group block held by each data member of a row, in member order
-    (None at the parity member)."""
-    n = len(g["members"])
-    chunk = g["chunk"]
-    stripe, off = divmod(row, chunk)
-    p = (n - 1) - stripe % n
-    out = [None] * n
-    base = stripe * chunk * (n - 1) + off
-    for dcol in range(n - 1):
-        out[(p + 1 + dcol) % n] = base + dcol * chunk
-    return out
-
-
-def capacity(level, nmembers, rows, chunk):
-    if level == 1:
-        return rows
-    return (rows // chunk) * chunk * (nmembers - 1)
 
 
 class Raid:
