@@ -56,7 +56,10 @@ class DKA:
             name = _ERR.get(st, "other")
             key = op + "_" + name
             c[key] = c.get(key, 0) + 1
-            self.u.sm.save()        # error counters are saved when they change (a reset keeps them)
+            if st != wire.RECOVERED:
+                # a drive error: saved at once (a reset keeps it); a corrected read is a
+                # statistic, saved by the SM saver within save_ms like the plain counts
+                self.u.sm.save()
         for ob in self.observers:
             ob(d, op, st)
 
