@@ -141,7 +141,10 @@ def test_sub_board_killed_mid_write_leaves_both_volumes_equal_after_restart(pair
     sub.start(configure=False)
     sub.mgmt("trace", on=True)
     assert w is not None and sub.table("mirror_515") == []
-    assert hm.on_drives(main) == hm.on_drives(sub)
+    # the main unit finishes the cut-short copy (or puts its old data back) on its own
+    # time: poll, flushing both, until the two volumes agree on the drives
+    sub.wait_for(lambda u: (main.flush(), sub.flush(), hm.on_drives(main) == hm.on_drives(sub))[-1],
+                 timeout=60, what="both volumes equal on the drives")
     sub.write(0, 2, rand(1, 15))                 # and the pair works on
     main.write(0, 3, rand(1, 16))
     assert hm.on_drives(main) == hm.on_drives(sub)
