@@ -18,7 +18,7 @@ import tomllib
 import pytest
 
 from firmware import wire
-from host import parity_unit as hp
+from host.features import parity_unit as hp
 from host.rig import Rig
 
 BS = 4096

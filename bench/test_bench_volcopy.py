@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from host import volcopy as vc
+from host.features import volcopy as vc
 from host.rig import Rig
 
 BS = 512

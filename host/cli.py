@@ -280,7 +280,8 @@ def _rig_path(a) -> str:
 
 # ---- commands -----------------------------------------------------------------------
 def cmd_demo(a) -> int:
-    from host import demo, demo_sparing
+    from host import demo
+    from host.features import sparing as demo_sparing
 
     con = console(a.json)
     results = []

@@ -7,7 +7,7 @@ import pytest
 from conftest import have_micropython
 
 from firmware import wire
-from host import mirror as hm
+from host.features import mirror as hm
 from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")

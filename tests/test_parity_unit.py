@@ -12,7 +12,7 @@ import pytest
 from conftest import have_micropython
 
 from firmware import wire
-from host import parity_unit as hp
+from host.features import parity_unit as hp
 from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")

@@ -19,11 +19,11 @@ from conftest import cut_power_at, have_micropython, rig_desc
 from test_sparing import blocks_on, fill, make_faulty, unit_desc
 
 from firmware import wire
-from host import parity_unit as hp
-from host import volcopy as vc
+from host.features import parity_unit as hp
+from host.features import volcopy as vc
+from host.features.tape import BackupHost, TapeDrive, restore
 from host.hostio import block_content
 from host.rig import StatusError
-from host.tape import BackupHost, TapeDrive, restore
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 BS = 4096

@@ -643,7 +643,7 @@ def test_the_sparing_demo_runs_clean_on_the_emulator():
 
     from rich.console import Console
 
-    from host import demo_sparing
+    from host.features import sparing as demo_sparing
 
     res = demo_sparing.run(board="emulator", console=Console(file=io.StringIO(), width=100))
     assert res["bad"] == 0 and res["faulty_writes"] == 0 and res["host_reads_faulty"] == 0

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from firmware import wire
 from firmware.raid import locate
-from host import volcopy as vc
+from host.features import volcopy as vc
+from host.features.tape import BackupError, BackupHost, TapeDrive, restore, restore_to
 from host.rig import StatusError
-from host.tape import BackupError, BackupHost, TapeDrive, restore, restore_to
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 

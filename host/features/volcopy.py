@@ -1,7 +1,7 @@
 """Host-side helpers for the volume-copy feature (seed 003 E7 / E8 / E9): the management
 ops on a rig `Unit`, the tables, bitmaps, track I/O and copy-job stepping.
 
-    from host import volcopy as vc
+    from host.features import volcopy as vc
     vc.pair_create(u, 0, 1, paused=True)       # table 1310, generation copy held
     vc.step(u, "vcgen0", 3)                    # three track copies, then held again
     vc.pair(u, 0)["G"]                         # [[3, 11]]: set-track ranges (inclusive)

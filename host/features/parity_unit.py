@@ -12,7 +12,7 @@ from pathlib import Path
 
 from firmware import core, wire
 
-RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rigs", "parity.toml")
+RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "rigs", "parity.toml")
 
 
 def area(u) -> bytes:

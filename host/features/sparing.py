@@ -19,7 +19,7 @@ from host.liveview import LiveView
 from host.rig import Rig, RigError
 from host.summary import Summary, drive_rows, show
 
-SPARING_RIG = Path(__file__).resolve().parent.parent / "rigs" / "sparing.toml"
+SPARING_RIG = Path(__file__).resolve().parents[2] / "rigs" / "sparing.toml"
 
 
 def _bar(con):

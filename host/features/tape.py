@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from host import volcopy as vc
+from host.features import volcopy as vc
 from host.link import LinkError
 
 MAGIC = b"TREC"

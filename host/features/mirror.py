@@ -7,7 +7,7 @@ import os
 
 from firmware import wire
 
-RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rigs", "mirror.toml")
+RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "rigs", "mirror.toml")
 MSG_HEAD = 12     # firmware/features/mirror/chain.py HL
 
 
