@@ -9,9 +9,7 @@
 #   lost                DU: the PU restores it by itself (its board was found dead)
 #   recompute           PU: P[n] again for a DU's blocks in doubt
 #   restore             PU: a failed DU's restore request (S7001 / S8001)
-import json
-
-from firmware import store, wire
+from firmware import peer, store, wire
 from firmware.args import Refused
 from firmware.features.parity_unit import ops, procs
 
@@ -149,16 +147,16 @@ HANDLERS = {"who": c_who, "settings": c_settings, "cancel": c_cancel, "start": c
 
 
 async def on_ctrl(pu, req, p):
-    link = pu.u.link
-    try:
-        msg = json.loads(bytes(p[1:]))
-        fn = HANDLERS[msg["m"]]
-    except (ValueError, KeyError, TypeError):
-        return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_PARAM, b'{"error": "bad control message"}')
+    msg = peer.decode(pu.u, req, p)
+    if msg is None:
+        return
+    fn = HANDLERS.get(msg.get("m"))
+    if fn is None:
+        return peer.answer(pu.u, req, wire.E_BAD_PARAM, {"error": "bad control message"})
     try:
         st, reply = await fn(pu, msg, req.ch - wire.CH_PEER)
     except Refused as e:
         st, reply = e.status, {"error": str(e)}
     except (KeyError, TypeError) as e:
         st, reply = wire.E_BAD_PARAM, {"error": "bad control message: %r" % (e,)}
-    link.respond(req.ch, req.kind, req.seq, st, json.dumps(reply).encode())
+    peer.answer(pu.u, req, st, reply)

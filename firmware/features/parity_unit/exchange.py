@@ -1,18 +1,19 @@
 # Parity storage unit (seed 000): the exchange with the other units on the peer paths.
 # Block data in PBLOCK frames (the Fig 33 format: block number, destination, source,
 # flags, procedure, length, data), control messages as JSON in PEER subtype CTRL, every
-# request asked again while the other side answers BUSY, peer discovery ("who" on every
-# path), and the blocks counted per path and per procedure (table parity_paths).
-import json
+# request asked again while the other side answers BUSY and peer discovery ("who" on
+# every path) through the core's peer layer (firmware/peer.py), and the blocks counted
+# per path and per procedure (table parity_paths).
 import struct
 
+from firmware import peer as peer_layer
 from firmware import wire
 from firmware.link import sleep_ms
 
 CTRL = 0x50                     # PEER subtype: control messages (JSON)
 HL = wire.PBLK_HEAD_LEN
-TIMEOUT_MS = 5000
-TRIES = 200                     # BUSY answers before a request gives up
+TIMEOUT_MS = peer_layer.TIMEOUT_MS
+TRIES = peer_layer.TRIES
 PROCS = {wire.PB_OP_NONE: "delta", wire.PB_OP_BUILD: "build", wire.PB_OP_ADD: "add",
          wire.PB_OP_DELETE: "delete", wire.PB_OP_RESTORE: "restore", wire.PB_OP_REBUILD: "rebuild",
          wire.PB_OP_READSEND: "readsend"}
@@ -52,23 +53,8 @@ def paths_table(pu):
 
 
 async def request(pu, ch, kind, head, data, into, timeout=TIMEOUT_MS):
-    """(status, Pending or None): one request, asked again while the answer is BUSY
-    (or no request slot is free).  The caller reads p.n, then releases nothing: the
-    Pending went back to the link in finish()."""
-    link = pu.u.link
-    st = wire.E_BUSY
-    p = None
-    for _ in range(TRIES):
-        p = link.start(ch, kind, head, data, into)
-        if p is None:
-            await sleep_ms(2)
-            continue
-        st = await link.finish(p, timeout)
-        if st != wire.E_BUSY:
-            return st, p
-        pu.cnt["busy_retries"] += 1
-        await sleep_ms(2)
-    return st, p
+    """firmware/peer.py request(), BUSY retries counted in the parity unit's counters."""
+    return await peer_layer.request(pu.u, ch, kind, head, data, into, timeout, pu.cnt)
 
 
 async def send_block(pu, k, n, dst, flags, op, f):
@@ -132,30 +118,12 @@ async def pull(pu, srcs, n, op, reqs, bufs):
 
 async def ctrl(pu, k, msg, timeout=TIMEOUT_MS):
     """A control message to peer k: (status, reply dict, with "error" when not OK)."""
-    buf = bytearray(1024)
-    st, p = await request(pu, wire.CH_PEER + k, wire.K_PEER, bytes([CTRL]), json.dumps(msg).encode(), buf,
-                          timeout)
-    try:
-        r = json.loads(bytes(buf[:p.n])) if (p is not None and p.n) else {}
-    except ValueError:
-        r = {}
-    if st != wire.OK and "error" not in r:
-        r["error"] = "unit on peer %d: %s" % (k, wire.status_name(st))
-    return st, r
+    return await peer_layer.call(pu.u, k, CTRL, msg, timeout, pu.cnt)
 
 
 async def peer(pu, unit):
     """Peer index of a unit number (PU side), found by asking every path "who"."""
-    k = pu.peers.get(unit)
-    if k is not None:
-        return k
-    for k in range(16):
-        if k in pu.peers.values():
-            continue
-        st, r = await ctrl(pu, k, {"m": "who"}, 1000)
-        if st == wire.OK and isinstance(r.get("unit"), int):
-            pu.peers[r["unit"]] = k
-    return pu.peers.get(unit, -1)
+    return await peer_layer.find(pu.u, pu.peers, unit, CTRL, {"m": "who"}, "unit")
 
 
 async def peers_of(pu, units):
