@@ -47,11 +47,10 @@ class Fabric:
             unit.name, k, kind, seq, payload, low)
         # a (re)started unit numbers its requests from the start: its peers must forget
         # what they remember of its old ones
-        for other, _ in self.peers.get(unit.name, []):
+        for other, pi in self.peers.get(unit.name, []):
             o = self.units.get(other)
             if o is not None and o.link is not None and not o.link.closed:
-                back = self.peer_index(other, unit.name)
-                o.link.send(wire.CH_LINK, wire.K_PEER_RESET, 0, bytes([back]))
+                o.link.send(wire.CH_LINK, wire.K_PEER_RESET, 0, bytes([self.end(other, pi)]))
 
     def path(self, a: str, b: str) -> Path:
         for p in self.paths:
@@ -64,6 +63,10 @@ class Fabric:
             if name == other:
                 return k
         raise KeyError(f"{unit} has no path to {other}")
+
+    def end(self, unit: str, pi: int) -> int:
+        """The peer index by which unit knows path pi (two paths may join the same units)."""
+        return [i for _, i in self.peers[unit]].index(pi)
 
     def route(self, src: str, k: int, kind: int, seq: int, payload: bytes, low: int = -1):
         src_unit = self.units[src]
@@ -80,7 +83,7 @@ class Fabric:
             if not kind & wire.RESP:
                 src_unit.link.send(wire.CH_PEER + k, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
             return
-        back = self.peer_index(dst_name, src)
+        back = self.end(dst_name, pi)
         frame = bytearray(wire.pack(wire.CH_PEER + back, kind, seq, payload, low))
         with p.lock:
             p.frames += 1

@@ -35,7 +35,7 @@ class Mirror:
         self.cnt = {"forwarded": 0, "copies": 0, "skipped": 0, "skipped_bytes": 0, "checks": 0,
                     "direct_reads": 0, "main_reads": 0}
         self.head = bytearray(HL)
-        self.ack = bytearray(u.link.max_payload)
+        self.pre = memoryview(bytearray(u.link.max_payload))   # the pre-image of one write (under the lock)
 
     # ---- registration ------------------------------------------------------------
     def register(self, reg):
@@ -109,8 +109,10 @@ class Mirror:
         volume (overlapping writes reach both volumes in one order).  A copy that fails
         puts the main volume's old data back, so both volumes stay equal (CHECK)."""
         bs = u.bs
+        if count * bs > len(self.pre):
+            return wire.E_BAD_LENGTH
         async with self.lock:
-            pre = memoryview(bytearray(count * bs))
+            pre = self.pre[:count * bs]
             st = await store.read_vol(u, v, lba, count, pre)
             if st not in GOOD:
                 return st
