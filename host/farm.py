@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import serial
 
-from host.boards import Launcher, load_board
+from host.boards import Launcher, load_board, need_tool
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"   # labgrid's default (LG_COORDINATOR overrides it)
 RIG_KEYS = ("coordinator", "timeout")      # what a rig's [labgrid] section may say
@@ -66,14 +65,8 @@ def coordinator_address(given: str | None = None) -> str:
 
 
 def tool(name: str) -> str:
-    """A console script of this environment (labgrid-exporter, ...), else from PATH."""
-    c = Path(sys.executable).parent / name
-    if os.access(c, os.X_OK):
-        return str(c)
-    found = shutil.which(name)
-    if not found:
-        raise FarmError(f"{name} is not installed (pip install 'storlab[farm]', or pip install labgrid)")
-    return found
+    """A console script of this environment, else from PATH."""
+    return need_tool(name, FarmError, "pip install 'storlab[farm]', or pip install labgrid")
 
 
 def serial_url(args: dict) -> str:

@@ -4,7 +4,40 @@ from __future__ import annotations
 
 import time
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from host.rig import Rig, RigError
+
+
+def bar(con, pct: bool = False) -> Progress:
+    """The demos' progress bars: a count, or a percentage with the time remaining."""
+    cols = [TextColumn("{task.description:28}"), BarColumn()]
+    cols += [TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()] if pct else \
+        [TextColumn("{task.completed}/{task.total}")]
+    return Progress(*cols, console=con)
+
+
+def load_checked(rig_path, board: str, check) -> Rig:
+    """The demo's rig, started; check(rig) raising RigError closes it again."""
+    rig = Rig.load(rig_path, board=board)
+    try:
+        check(rig)
+    except RigError:
+        rig.close()
+        raise
+    return rig
+
+
+def fill_volumes(h, vols: list[dict], con, step: int) -> None:
+    """Write every block of every volume once, `step` blocks per write, with a bar."""
+    with bar(con) as prog:
+        task = prog.add_task("fill volumes", total=sum(v["blocks"] for v in vols))
+        for v in vols:
+            for lba in range(0, v["blocks"], step):
+                n = min(step, v["blocks"] - lba)
+                h.write(v["id"], lba, n)
+                prog.advance(task, n)
 
 
 def drive_rows(u) -> list[dict]:

@@ -21,34 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "storlab"
 needs_mp = pytest.mark.skipif(not have_micropython(), reason="the micropython binary is not installed")
 
-SMALL_RIG = """
-[rig]
-name = "small"
-block_size = 4096
-
-[[unit]]
-name = "u0"
-drives = 4
-drive_blocks = 64
-backing = "memory"
-
-[[unit.group]]
-id = 0
-level = 5
-members = [0, 1, 2]
-chunk = 2
-spares = [3]
-auto_rebuild = false
-
-[[unit.volume]]
-id = 0
-group = 0
-blocks = 96
-
-[[host]]
-name = "h0"
-unit = "u0"
-"""
+SMALL_RIG = (ROOT / "rigs" / "small.toml").read_text()
 
 
 def storlab(*args, timeout=600, cwd=ROOT):

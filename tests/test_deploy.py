@@ -2,6 +2,7 @@
 Real boards cannot be reached here; the emulated board is the unix port at its REPL on a
 pty, which mpremote drives as it drives a board's USB port."""
 import json
+from pathlib import Path
 
 import pytest
 from conftest import have_micropython, rig_desc
@@ -52,31 +53,7 @@ def test_deploy_puts_compiled_firmware_on_an_emulated_board_and_a_rig_runs_on_it
 
 
 def test_storlab_deploy_command_deploys_attaches_and_verifies(tmp_path, capsys):
-    rig_file = tmp_path / "rig.toml"
-    rig_file.write_text("""
-[rig]
-name = "deployed"
-block_size = 4096
-[[unit]]
-name = "u0"
-drives = 4
-drive_blocks = 48
-backing = "memory"
-[[unit.group]]
-id = 0
-level = 5
-members = [0, 1, 2]
-chunk = 2
-spares = [3]
-auto_rebuild = false
-[[unit.volume]]
-id = 0
-group = 0
-blocks = 96
-[[host]]
-name = "h0"
-unit = "u0"
-""")
+    rig_file = Path(__file__).resolve().parent.parent / "rigs" / "small.toml"
     rc = cli.main(["deploy", "emulator", "--rig", str(rig_file), "--ops", "20", "--state", str(tmp_path / "board")])
     out = capsys.readouterr().out
     assert rc == 0, out

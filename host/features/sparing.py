@@ -9,22 +9,16 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from firmware.features.sparing import TYPES
 from host.demo import check_rig
 from host.hostio import Workload
 from host.liveview import LiveView
-from host.rig import Rig, RigError
-from host.summary import Summary, drive_rows, show
+from host.rig import RigError
+from host.summary import Summary, bar, drive_rows, fill_volumes, load_checked, show
 
 SPARING_RIG = Path(__file__).resolve().parents[2] / "rigs" / "sparing.toml"
-
-
-def _bar(con):
-    return Progress(TextColumn("{task.description:28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    console=con)
 
 
 def _t3_table(u) -> Table:
@@ -39,19 +33,18 @@ def _t3_table(u) -> Table:
     return t
 
 
+def _check(rig, faulty: int) -> None:
+    check_rig(rig, faulty, what="the sparing demo")
+    if "sparing" not in (rig.unit().desc.get("features") or []):
+        raise RigError(f"rig {rig.name}: the sparing demo needs features = [\"sparing\"] and a [unit.sparing] "
+                       f"section on unit {rig.unit().name} (as in rigs/sparing.toml)")
+
+
 def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 200, faulty: int = 2,
         console: Console | None = None, live: bool = False) -> dict:
     con = console or Console()
     t0 = time.monotonic()
-    rig = Rig.load(rig_path, board=board)
-    try:
-        check_rig(rig, faulty, what="the sparing demo")
-        if "sparing" not in (rig.unit().desc.get("features") or []):
-            raise RigError(f"rig {rig.name}: the sparing demo needs features = [\"sparing\"] and a [unit.sparing] "
-                           f"section on unit {rig.unit().name} (as in rigs/sparing.toml)")
-    except RigError:
-        rig.close()
-        raise
+    rig = load_checked(rig_path, board, lambda r: _check(r, faulty))
     with rig, LiveView(rig, con, enabled=live):
         u = rig.unit()
         h = rig.host()
@@ -62,13 +55,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
                   f"{g['spares']}; "
                   f"writes during the copy go to journals on work volumes")
         wl = [Workload(h, v["id"], v["blocks"], seed=v["id"] + 1) for v in vols]
-        with _bar(con) as prog:
-            task = prog.add_task("fill volumes", total=sum(v["blocks"] for v in vols))
-            for v in vols:
-                for lba in range(0, v["blocks"], 3):
-                    n = min(3, v["blocks"] - lba)
-                    h.write(v["id"], lba, n)
-                    prog.advance(task, n)
+        fill_volumes(h, vols, con, 3)
         u.flush()
         u.restart()              # a cold cache: reads reach the drives
 
@@ -79,7 +66,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
         u.inject(faulty, "medium", start=100, count=1)
         u.inject(faulty, "medium", start=200, count=1)
         steps = 0
-        with _bar(con) as prog:
+        with bar(con) as prog:
             task = prog.add_task("workload until sparing", total=ops)
             while not u.table("sparing") and steps < 20 * ops:
                 wl[steps % len(wl)].step()
@@ -105,7 +92,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
 
         th = threading.Thread(target=background, daemon=True)
         th.start()
-        with _bar(con) as prog:
+        with bar(con) as prog:
             tc = prog.add_task("copy to the spare", total=sp["rows"])
             tf = prog.add_task("feedback of the updates", total=1)
             while True:
@@ -125,7 +112,7 @@ def run(board: str = "emulator", rig_path: str | Path = SPARING_RIG, ops: int = 
 
         # 3. verify every block
         bad = sum(w.bad for w in wl)
-        with _bar(con) as prog:
+        with bar(con) as prog:
             task = prog.add_task("verify every block", total=sum(v["blocks"] for v in vols))
             for v in vols:
                 for lba in range(0, v["blocks"], 3):
