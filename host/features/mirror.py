@@ -27,3 +27,24 @@ def peer_frames(u, since: int = 0) -> list[int]:
     """Payload lengths of the PEER requests the unit's board sent since trace index since."""
     return [r.n for r in list(u.link.trace)[since:]
             if r.dir == "rx" and r.kind == wire.K_PEER and wire.CH_PEER <= r.ch < wire.CH_MGMT]
+
+
+def desc(main: dict | None = None, sub: dict | None = None) -> dict:
+    """rigs/mirror.toml as a rig description, with settings of the units' mirror tables
+    changed (a value None removes the setting)."""
+    import tomllib
+
+    with open(RIG, "rb") as f:
+        d = tomllib.load(f)
+    for u, change in zip(d["unit"], (main, sub)):
+        for k, val in (change or {}).items():
+            if val is None:
+                u["mirror"].pop(k, None)
+            else:
+                u["mirror"][k] = val
+    return d
+
+
+def settled(main, sub) -> bool:
+    """Both volumes equal on the drives and nothing of the sub unit's left in flight."""
+    return not sub.table("mirror_515") and not sub.table("mirror_514") and on_drives(main) == on_drives(sub)
