@@ -1,8 +1,18 @@
 """Model-based testing: random I/O, faults, resets and management commands against a
-rig, every read checked against a golden model.  A run is a list of steps (plain
-dicts), so a failing run is saved as JSON and replayed step by step:
+rig, every read checked against a golden model (host.golden.Golden).  A run is a list
+of steps (plain dicts), so a failing run is saved as JSON and replayed step by step:
 
     python -m host.model replay reports/model-failures/XXXX.json [--board emulator]
+
+The pieces, for model tests of features (tests/test_model_<name>.py):
+  Golden (host.golden)   what each block may hold, from the host's view of when each
+                         request went out and came back; knows nothing of rigs
+  run_batch(u, g, ...)   issue ops concurrently on several ports of a unit, iodepth
+                         each, checking every read against g; may kill the board or
+                         fail a member at a given completion
+  ModelRun(board, desc)  a rig plus its Golden; apply(step) runs one step (write, read,
+                         batch, fail, rebuild, restart, flush, defect, bad)
+  random_steps(rng, ...) a seeded list of steps (concurrent batches when iodepth > 1)
 """
 from __future__ import annotations
 
@@ -13,20 +23,149 @@ from pathlib import Path
 
 from firmware import wire
 from firmware.raid import locate
-from host.hostio import block_content
+from host.golden import Golden
 from host.link import StatusError
 from host.rig import Rig
+
+__all__ = ["Golden", "ModelRun", "run_batch", "random_steps", "model_rig_desc", "replay"]
 
 FAILURES = Path("reports") / "model-failures"
 
 
-def model_rig_desc(block_size: int = 512) -> dict:
+def model_rig_desc(block_size: int = 512, hosts: int = 2) -> dict:
     return {"rig": {"name": "model", "block_size": block_size},
             "unit": [{"name": "u0", "drives": 5, "drive_blocks": 48, "backing": "memory",
                       "group": [{"id": 0, "level": 5, "members": [0, 1, 2, 3], "chunk": 2, "spares": [4],
                                  "auto_rebuild": False}],
                       "volume": [{"id": 0, "group": 0, "blocks": 120}]}],
-            "host": [{"name": "h0", "unit": "u0"}]}
+            "host": [{"name": f"h{i}", "unit": "u0", "port": i} for i in range(hosts)]}
+
+
+def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill_after=None,
+              fail_after=None, on_fail=None, on_read_error=None, on_kill=None) -> list[str]:
+    """Issue ops [(port, "w"|"r", lba, count)] in order on unit u, up to `iodepth`
+    outstanding on each port (overlapping ones too: the model allows either order),
+    every answer checked against g; return the descriptions of wrong blocks.
+
+    hold: a group member whose drive holds its answers until the first time the
+    driver must wait (so the first requests are all in flight at once); fail_after=k:
+    on_fail() is called after k answers (e.g. a member fails mid-batch); kill_after=k:
+    the board is killed after k answers, every request still in flight is abandoned
+    (writes may or may not have landed), on_kill() is called and the board booted
+    again.  on_read_error(op, StatusError) -> True excuses a refused read."""
+    if hold is not None and kill_after is not None:
+        raise ValueError("hold and kill_after together: a held drive request could land after the reset")
+    todo = list(ops)
+    inflight = []            # [port, Op, handle]
+    count = {}
+    answers = 0
+    bad: list[str] = []
+    held = None
+    if hold is not None:
+        held = u.table("groups")[0]["members"][hold]
+        u.inject(held, "hold")
+
+    def issue(port, op):
+        arg = op.data if op.kind == "w" else op.count
+        inflight.append([port, op, u.start_io(op.kind, vol, op.lba, arg, port)])
+        count[port] = count.get(port, 0) + 1
+
+    try:
+        while todo or inflight:
+            while todo and count.get(todo[0][0], 0) < iodepth:
+                port, kind, lba, n = todo.pop(0)
+                issue(port, g.write_issued(lba, n) if kind == "w" else g.read_issued(lba, n))
+            if held is not None:          # about to wait: let the held drive go on
+                u.inject(held, "release")
+                held = None
+            if kill_after is not None and answers >= kill_after:
+                u.kill()
+                for _, op, _ in inflight:
+                    (g.write_unknown if op.kind == "w" else g.read_dropped)(op)
+                g.reset()
+                if on_kill:
+                    on_kill()
+                u.start(configure=False)
+                return bad
+            if fail_after is not None and answers >= fail_after:
+                fail_after = None
+                on_fail()
+            w = u._up().wait_any([f[2] for f in inflight])
+            f = next(f for f in inflight if f[2] is w)
+            inflight.remove(f)
+            port, op, _ = f
+            count[port] -= 1
+            try:
+                data = u.finish_io(w)
+            except StatusError as e:
+                if e.status == wire.E_BUSY:      # every worker taken: asked again
+                    inflight.append([port, op, u.start_io(op.kind, vol, op.lba,
+                                                          op.data if op.kind == "w" else op.count, port)])
+                    count[port] += 1
+                    continue
+                if op.kind == "r" and on_read_error and on_read_error(op, e):
+                    g.read_dropped(op)
+                    answers += 1
+                    continue
+                raise
+            answers += 1
+            if op.kind == "w":
+                g.write_acked(op)
+            else:
+                bad += g.read_done(op, data)
+    finally:
+        if held is not None:
+            u.inject(held, "release")
+    return bad
+
+
+def random_steps(rng, n: int, blocks: int, iodepth: int = 1, ports: int = 2, members: int = 4,
+                 rows: int = 48) -> list[dict]:
+    """n seeded random steps.  With iodepth > 1, I/O comes in concurrent batches on
+    `ports` ports, some with a held member, a member failing or the board killed
+    mid-batch.  Faults follow the model's limits (one failed member until a rebuild,
+    one spare)."""
+    failed, spares, out = False, 1, []
+
+    def io(kind, lba):
+        k = min(rng.randint(1, 6 if kind == "write" else 8), blocks - lba)
+        return {"op": kind, "lba": lba, "count": k}
+
+    for _ in range(n):
+        c = rng.random()
+        if c < 0.8 and iodepth > 1 and rng.random() < 0.6:
+            ops = []
+            hot = rng.randrange(blocks - 8)           # a few blocks every request is near
+            for _ in range(rng.randint(iodepth, 3 * iodepth)):
+                lba = hot + rng.randrange(8) if rng.random() < 0.5 else rng.randrange(blocks)
+                s = io("write" if rng.random() < 0.5 else "read", lba)
+                ops.append([rng.randrange(ports), s["op"][0], s["lba"], s["count"]])
+            st = {"op": "batch", "iodepth": iodepth, "ops": ops}
+            r = rng.random()
+            if r < 0.25:
+                st["hold"] = rng.randrange(members)
+            elif r < 0.4:
+                st["kill_after"] = rng.randrange(len(ops))
+            elif r < 0.5 and not failed:
+                st["fail_after"], st["fail_member"], failed = rng.randrange(len(ops)), rng.randrange(members), True
+        elif c < 0.4:
+            st = io("write", rng.randrange(blocks))
+        elif c < 0.8:
+            st = io("read", rng.randrange(blocks))
+        elif c < 0.83 and not failed:
+            st, failed = {"op": "fail", "member": rng.randrange(members)}, True
+        elif c < 0.86 and failed and spares:
+            st, failed, spares = {"op": "rebuild"}, False, spares - 1
+        elif c < 0.9:
+            st = {"op": "restart"}
+        elif c < 0.94:
+            st = {"op": "flush"}
+        elif c < 0.97 and not failed:
+            st = {"op": "defect", "member": rng.randrange(members), "row": rng.randrange(rows)}
+        else:
+            st = {"op": "bad"}
+        out.append(st)
+    return out
 
 
 class ModelRun:
@@ -37,7 +176,7 @@ class ModelRun:
         self.u = self.rig.unit()
         self.bs = self.u.block_size
         self.blocks = self.u.table("volumes")[0]["blocks"]
-        self.gens: dict[int, int] = {}
+        self.golden = Golden(self.bs)
         self.steps: list[dict] = []
         self.checked = 0
         self.failed_members: list[int] = []
@@ -81,47 +220,66 @@ class ModelRun:
         return out
 
     def expected(self, lba: int) -> bytes:
-        g = self.gens.get(lba, 0)
-        return bytes(self.bs) if g == 0 else block_content(0, lba, g, self.bs)
+        """The content of lba as the model knows it (no write in flight; after a reset
+        that caught writes in flight, the newest it may still be)."""
+        return self.golden.content(lba, max(self.golden.possible(lba)))
+
+    def _check(self, op, data):
+        bad = self.golden.read_done(op, data)
+        self.checked = self.golden.checked
+        if bad:
+            raise AssertionError(f"step {len(self.steps)}: " + "; ".join(bad))
+
+    def _fail(self, member: int):
+        # one fault per row at a time: latent defects are cleared first (two faults
+        # in one RAID5 row lose data, and the unit rightly says so)
+        u = self.u
+        for drv in u.drives:
+            drv.faults.defects.clear()
+        self.defect_rows.clear()
+        self.defects.clear()
+        if self.restarted:    # the member's drive dies while a row may still be mid-write
+            self.doubt |= {(member, r) for r in range(u.drives[0].blocks)}
+        d = u.table("groups")[0]["members"][member]
+        u.inject(d, "fail")
+        u.fail_drive(d, "model")
+
+    def _restarted(self):
+        self.golden.reset()
+        self.doubt |= self.defects
+        self.restarted = True
+
+    def _read_error(self, op, e: StatusError) -> bool:
+        """A batch read refused: rightly (a lost block, see doubt) or not."""
+        return e.status == wire.E_DATA_LOST and any(self._lost_excused(op.lba + i) for i in range(op.count))
 
     def apply(self, step: dict):
         self.steps.append(step)
         op = step["op"]
         u = self.u
         if op == "write":
-            lba, n = step["lba"], step["count"]
-            gens = [self.gens.get(lba + i, 0) + 1 for i in range(n)]
-            u.write(0, lba, b"".join(block_content(0, lba + i, gens[i], self.bs) for i in range(n)))
-            for i in range(n):
-                self.gens[lba + i] = gens[i]
+            w = self.golden.write_issued(step["lba"], step["count"])
+            u.write(0, w.lba, w.data)
+            self.golden.write_acked(w)
         elif op == "read":
-            lba, n = step["lba"], step["count"]
-            data = self._read(lba, n)
-            for i in range(n):
-                self.checked += 1
-                got = data[i * self.bs:(i + 1) * self.bs] if isinstance(data, bytes) else data[i]
-                if got is not None and got != self.expected(lba + i):
-                    raise AssertionError(f"step {len(self.steps)}: block {lba + i} differs from the model "
-                                         f"(expected generation {self.gens.get(lba + i, 0)})")
+            r = self.golden.read_issued(step["lba"], step["count"])
+            self._check(r, self._read(r.lba, r.count))
+        elif op == "batch":
+            def at_fail():
+                self._fail(step["fail_member"])
+            bad = run_batch(u, self.golden, step["ops"], step.get("iodepth", 8), hold=step.get("hold"),
+                            kill_after=step.get("kill_after"), fail_after=step.get("fail_after"),
+                            on_fail=at_fail, on_read_error=self._read_error, on_kill=self._restarted)
+            self.checked = self.golden.checked
+            if bad:
+                raise AssertionError(f"step {len(self.steps)}: " + "; ".join(bad))
         elif op == "fail":
-            # one fault per row at a time: latent defects are cleared first (two faults
-            # in one RAID5 row lose data, and the unit rightly says so)
-            for drv in u.drives:
-                drv.faults.defects.clear()
-            self.defect_rows.clear()
-            self.defects.clear()
-            if self.restarted:    # the member's drive dies while a row may still be mid-write
-                self.doubt |= {(step["member"], r) for r in range(u.drives[0].blocks)}
-            g = u.table("groups")[0]
-            d = g["members"][step["member"]]
-            u.inject(d, "fail")
-            u.fail_drive(d, "model")
+            self._fail(step["member"])
         elif op == "rebuild":
             u.rebuild(0)
             u.wait_job("rebuild0", timeout=60)
         elif op == "restart":
-            self.doubt |= self.defects
-            self.restarted = True
+            self._restarted()
             u.restart()
         elif op == "flush":
             try:

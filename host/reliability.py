@@ -311,36 +311,18 @@ def _collect(u, waiting, figures):
 # ---------------------------------------------------------------- model
 
 
-def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0) -> dict:
+def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0, iodepth: int = 1) -> dict:
     """Random steps (I/O, a member failure and rebuild, defects, resets, malformed
-    requests) against the golden model; a failure is saved as a replayable trace."""
-    from host.model import ModelRun
+    requests) against the golden model; with iodepth > 1 most I/O comes in concurrent
+    batches on two host ports (a member held, failed or the board killed mid-batch).
+    A failure is saved as a replayable trace."""
+    from host.model import ModelRun, random_steps
 
-    rng = random.Random(seed)
     run = ModelRun(board)
-    failed, spares, done = False, 1, 0
-    figures = {"steps": 0, "blocks_checked": 0, "mismatches": 0, "saved": None}
+    done = 0
+    figures = {"steps": 0, "iodepth": iodepth, "blocks_checked": 0, "mismatches": 0, "saved": None}
     try:
-        for _ in range(steps):
-            c = rng.random()
-            if c < 0.4:
-                lba = rng.randrange(run.blocks)
-                st = {"op": "write", "lba": lba, "count": min(rng.randint(1, 6), run.blocks - lba)}
-            elif c < 0.8:
-                lba = rng.randrange(run.blocks)
-                st = {"op": "read", "lba": lba, "count": min(rng.randint(1, 8), run.blocks - lba)}
-            elif c < 0.83 and not failed:
-                st, failed = {"op": "fail", "member": rng.randrange(4)}, True
-            elif c < 0.86 and failed and spares:
-                st, failed, spares = {"op": "rebuild"}, False, spares - 1
-            elif c < 0.9:
-                st = {"op": "restart"}
-            elif c < 0.94:
-                st = {"op": "flush"}
-            elif c < 0.97 and not failed:
-                st = {"op": "defect", "member": rng.randrange(4), "row": rng.randrange(48)}
-            else:
-                st = {"op": "bad"}
+        for st in random_steps(random.Random(seed), steps, run.blocks, iodepth=iodepth):
             try:
                 run.apply(st)
             except Exception as e:   # a wrong read, or an error where none is due
@@ -351,6 +333,7 @@ def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0) -> dict
     finally:
         figures["steps"] = done
         figures["blocks_checked"] = run.checked
+        figures["reads_with_overlap"] = run.golden.ambiguous
         run.close()
     return figures
 
