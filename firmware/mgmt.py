@@ -2,8 +2,8 @@
 # Every command validates all its fields before it changes anything.
 import json
 
-from firmware import features, store, volmap, wire
-from firmware.args import is_int
+from firmware import features, ldev, store, volmap, wire
+from firmware.args import Refused, is_int
 from firmware.args import need_int as _int
 from firmware.peer import PEER_PING
 from firmware.raid import capacity
@@ -74,7 +74,8 @@ def build_tables(cfg, board):
     vols = []
     for vc in cfg.get("volumes", []):
         vols.append(volmap.build(vc, groups, vols))
-    tables = {"config": cfg, "drives": drives, "groups": groups, "volumes": vols, "warnings": []}
+    tables = {"config": cfg, "drives": drives, "groups": groups, "volumes": vols, "warnings": [],
+              "ldevs": ldev.build(cfg, groups, vols)}
     features.validate(cfg, tables)
     return tables
 
@@ -96,6 +97,8 @@ def table(u, name):
         return mem(u)
     if name == "iopath":
         return u.path.order()
+    if name == "lvs":
+        return ldev.table_300(u)
     if name in u.sm.t:
         return u.sm.t[name]
     raise KeyError(name)
@@ -121,7 +124,7 @@ def mem(u):
 
 
 TABLES = ("config", "drives", "groups", "volumes", "warnings", "boot", "jobs", "cache", "link",
-          "raid", "mem", "iopath")
+          "raid", "mem", "iopath", "ldevs", "lvs")
 
 
 async def run(u, cmd):
@@ -129,7 +132,8 @@ async def run(u, cmd):
     op = cmd.get("op")
     if op == "info":
         d = json.loads(u.hello())
-        d["tables"] = [t for t in TABLES if t in u.sm.t or t in ("jobs", "link", "mem", "iopath")] + list(u.table_fns)
+        computed = ("jobs", "link", "mem", "iopath", "lvs")
+        d["tables"] = [t for t in TABLES if t in u.sm.t or t in computed] + list(u.table_fns)
         d["features"] = list(u.features)
         return wire.OK, d
     if op == "table":
@@ -210,6 +214,11 @@ async def run(u, cmd):
         st = await u.link.finish(p, cmd.get("timeout_ms", 3000))
         return st, {"reply": bytes(buf[:p.n]).decode() if st == wire.OK else "",
                     "status": wire.status_name(st)}
+    if op in ldev.OPS:
+        try:
+            return ldev.op(u, cmd)
+        except Refused as e:
+            return e.status, {"error": str(e)}
     fn = u.ops.get(op)
     if fn is not None:
         return await fn(u, cmd)

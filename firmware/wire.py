@@ -44,6 +44,7 @@ K_DREAD = const(0x11)    # drive: lba u32, count u16 -> status, data
 K_DWRITE = const(0x12)   # drive: lba u32, count u16, data -> status
 K_PEER = const(0x21)     # peer unit: opaque payload -> status, opaque payload
 K_PBLOCK = const(0x22)   # peer unit: parity block transfer (seed 000 Fig 33) -> status [, frame]
+K_FC = const(0x23)       # online backup (seed 004): an FC-style port frame, FC_HEAD then data -> status [, data]
 K_MGMT = const(0x31)     # management: JSON command -> status, JSON reply
 K_LOG = const(0x41)      # log: JSON record (no response)
 K_PEER_RESET = const(0x7D)  # link: peer u8 (0xFF: the host): it restarted its numbering (no response)
@@ -52,13 +53,13 @@ K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no res
 
 KINDS = {
     K_READ: "READ", K_WRITE: "WRITE", K_FLUSH: "FLUSH", K_VOLINFO: "VOLINFO",
-    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_PBLOCK: "PBLOCK", K_MGMT: "MGMT",
+    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_PBLOCK: "PBLOCK", K_FC: "FC", K_MGMT: "MGMT",
     K_LOG: "LOG", K_PEER_RESET: "PEER_RESET", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
 }
 # Which request kinds each channel group accepts.
 _HOST_KINDS = (K_READ, K_WRITE, K_FLUSH, K_VOLINFO)
 _DRIVE_KINDS = (K_DREAD, K_DWRITE)
-_PEER_KINDS = (K_PEER, K_PBLOCK)
+_PEER_KINDS = (K_PEER, K_PBLOCK, K_FC)
 
 # Status codes (first payload byte of every response).
 OK = const(0x00)
@@ -82,6 +83,8 @@ E_PATH_DOWN = const(0x24)
 E_DATA_LOST = const(0x25)    # no redundancy left to rebuild the data
 E_CHECK = const(0x26)        # mirror (seed 002): check report, the write was not done on either volume
 E_RESERVATION_CONFLICT = const(0x27)   # mirror (seed 002): the volume is reserved by another host
+E_LOGIN_REFUSED = const(0x28)   # online backup (seed 004): Login refused (not on the allow-list, or port role)
+E_NOT_LOGGED_IN = const(0x29)   # online backup (seed 004): a command from a peer with no session on that port
 E_INTERNAL = const(0x30)
 
 STATUS = {
@@ -92,6 +95,7 @@ STATUS = {
     E_MEDIUM: "MEDIUM_ERROR", E_WRITE_FAULT: "WRITE_FAULT", E_NOT_READY: "NOT_READY",
     E_TIMEOUT: "TIMEOUT", E_PATH_DOWN: "PATH_DOWN", E_DATA_LOST: "DATA_LOST",
     E_CHECK: "CHECK", E_RESERVATION_CONFLICT: "RESERVATION_CONFLICT",
+    E_LOGIN_REFUSED: "LOGIN_REFUSED", E_NOT_LOGGED_IN: "NOT_LOGGED_IN",
     E_INTERNAL: "INTERNAL",
 }
 
@@ -115,6 +119,9 @@ PB_OP_DELETE = const(3)   # asynchronous delete (Fig 32)
 PB_OP_RESTORE = const(4)  # restoration (Fig 28 / Figs 30-31)
 PB_OP_REBUILD = const(5)  # rebuild of the parity unit
 PB_OP_READSEND = const(6)  # random method: a host read sends the block (Fig 23 / Fig 26 option)
+# FC (seed 004): op, source AL-PA, destination AL-PA, flags, LU, LBA (BACKUP: the destination), count
+FC_HEAD = "<BBBBHIH"
+FC_HEAD_LEN = const(12)
 
 
 def status_name(st):

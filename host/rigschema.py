@@ -58,6 +58,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cache_mode": Key("str", "write-back", "acknowledge writes in the cache, or once on the drives",
                           choices=("write-back", "write-through")),
         "fault_seed": Key("int", 0, "seed of the host <-> board link's fault injection"),
+        "ldev_blocks": Key("int", note="each group is one LDEV",
+                           doc="LDEV capacity in blocks: groups are cut into LDEVs of this size (tables 300/310, "
+                               "docs/architecture.md)"),
+        "emulations": Key("list[str]", note="every type firmware/ldev.py knows",
+                          doc="the emulation types this unit defines (a copy of another type is impossible)"),
         "group": Key("tables", [], "RAID groups, one `[[unit.group]]` each"),
         "volume": Key("tables", [], "logical volumes, one `[[unit.volume]]` each"),
     },
@@ -75,6 +80,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "group": Key("int", note="**required** without `extents`", doc="the group it lives on"),
         "start": Key("int", 0, "first group block"),
         "blocks": Key("int", note="**required** without `extents`; with them, their sum", doc="size in blocks"),
+        "emulation": Key("str", "OPEN", "the LV's emulation type (firmware/ldev.py EMULATIONS)"),
         "extents": Key("tables", note="one extent: `group`, `start`, `blocks`",
                        doc="the volume as extents on one or more groups, each `{ group, start, blocks }`, in "
                            "the volume's order"),
@@ -118,6 +124,8 @@ def _type_ok(k: Key, v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
     if k.type == "list[int]":
         return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    if k.type == "list[str]":
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
     if k.type == "table":
         return isinstance(v, dict)
     if k.type == "tables":
@@ -246,7 +254,8 @@ def _board_known(board: str) -> bool:
 
 def _type_words(k: Key) -> str:
     return {"int": "an integer", "str": "a string", "bool": "true or false", "list[int]": "a list of integers",
-            "table": "a table", "tables": "a list of tables", "number": "a number"}.get(k.type, k.type)
+            "list[str]": "a list of strings", "table": "a table", "tables": "a list of tables",
+            "number": "a number"}.get(k.type, k.type)
 
 
 # ---- the generated section of docs/rig.md -------------------------------------------

@@ -31,9 +31,9 @@
 from firmware import iopath
 from firmware.args import Refused
 
-BUILT = ("sparing", "volcopy", "parity_unit", "mirror")
+BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
-PLANNED = ("remote_copy", "online_backup")
+PLANNED = ("remote_copy",)
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
             "trace")
 
@@ -56,6 +56,10 @@ def load(name):
         from firmware.features import sparing
 
         return sparing
+    if name == "online_backup":
+        from firmware.features import online_backup
+
+        return online_backup
     if name in PLANNED:
         raise Refused("feature %r is not built yet" % (name,))
     raise Refused("unknown feature %r (features: %s)" % (name, ", ".join(BUILT)))
