@@ -48,3 +48,13 @@ def desc(main: dict | None = None, sub: dict | None = None) -> dict:
 def settled(main, sub) -> bool:
     """Both volumes equal on the drives and nothing of the sub unit's left in flight."""
     return not sub.table("mirror_515") and not sub.table("mirror_514") and on_drives(main) == on_drives(sub)
+
+
+def desc_sym(mode: str = "sync") -> dict:
+    """Example 3: symmetric volumes, the main unit's the exclusive main volume."""
+    d = desc()
+    for u, (ex, host, out) in zip(d["unit"], (("main", 101, 0), ("sub", 102, 1))):
+        u["mirror"] = {"role": "sym", "volume": 0, "peer_volume": 0, "out_peer": out, "exclusive": ex,
+                       "host": host, "mode": mode}
+        u["volume"] = u["volume"][:1]
+    return d

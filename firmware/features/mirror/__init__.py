@@ -8,13 +8,15 @@
 # Settings cfg["mirror"]: role "main" | "sub", volume (this unit's), peer_volume (the
 # other unit's), out_peer (peer index of this unit's outgoing path: main 202, sub 203),
 # mode "sync" | "async", comm "disk" | "cache" | "none" (sub), comm_volume (comm "disk"),
-# slots (521 slots, sub).
+# slots (521 slots, sub).  Example 3: role "sym" on both units, exclusive "main" | "sub"
+# (which of the two volumes is the exclusive main volume), host (the id of the unit's
+# host, for reservations), mode (sym.py).
 from firmware import wire
 from firmware.args import Refused, need_choice, need_int, need_table, only_keys
 from firmware.features.mirror import chain
 from firmware.features.mirror.comm import KINDS
 
-KEYS = ("role", "volume", "peer_volume", "out_peer", "mode", "comm", "comm_volume", "slots")
+KEYS = ("role", "volume", "peer_volume", "out_peer", "mode", "comm", "comm_volume", "slots", "exclusive", "host")
 
 
 def _vol(tables, vid):
@@ -27,7 +29,12 @@ def _vol(tables, vid):
 def validate(cfg, tables):
     c = need_table(cfg, "mirror")
     only_keys(c, KEYS, "mirror")
-    need_choice(c, "role", ("main", "sub"))
+    need_choice(c, "role", ("main", "sub", "sym"))
+    if c["role"] == "sym":
+        need_choice(c, "exclusive", ("main", "sub"))
+        need_int(c, "host", 1, 65535)
+    elif "exclusive" in c or "host" in c:
+        raise Refused("mirror: exclusive and host belong to role \"sym\" (example 3)")
     v = _vol(tables, need_int(c, "volume", 0, 65535))
     need_int(c, "peer_volume", 0, 65535)
     need_int(c, "out_peer", 0, 15)
@@ -67,6 +74,13 @@ def attach(u, reg):
         reg.task(side.resyncer(side.pull))
         if side.comm.disk:
             reg.task(side.comm.run())
+    elif cfg["role"] == "sym":
+        from firmware.features.mirror import sym
+
+        side = sym.SymSide(u, cfg)
+        reg.stage("read", side.read, when=lambda v: v["id"] == vid)
+        reg.op("mirror_reserve", side.op_reserve)
+        reg.task(side.resyncer(side.push))
     else:
         side = chain.MainSide(u, cfg)
         side.lock = asyncio.Lock()
@@ -82,6 +96,12 @@ def attach(u, reg):
 def info(side):
     d = {"role": side.role, "volume": side.vol, "peer_volume": side.peer_vol, "mode": side.mode,
          "state": side.st["state"], "resync": side.st["resync"], "counters": side.cnt}
+    if side.role == "sym":
+        d["exclusive"] = side.excl
+        d["host"] = side.host
+        d["reserved_by"] = side.st["reserved_by"]
+        d["held"] = side.held or ""
+        d["async_status"] = side.st.get("async_status", "")
     if side.role == "sub":
         d["comm"] = side.comm.kind
         d["async_status"] = side.st.get("async_status", "")

@@ -1,0 +1,141 @@
+"""Seed 002, example 3 (Figs 17, 19, 20) on two emulated boards: symmetric volumes,
+the main unit's volume the exclusive main volume, the sub unit's the exclusive
+subvolume; reserve, RESERVATION CONFLICT, waiting on the exclusive status, and the
+races placed exactly with the job 'mirror' (pause / resume)."""
+import random
+
+import pytest
+from conftest import have_micropython
+
+from firmware import wire
+from host.features import mirror as hm
+from host.rig import StatusError
+
+pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
+BS = 4096
+
+
+def rand(n, seed):
+    return random.Random(seed).randbytes(n * BS)
+
+
+def start(make_rig, mode="sync"):
+    rig = make_rig(hm.desc_sym(mode))
+    m, s = rig.unit("main"), rig.unit("sub")
+    for u in (m, s):
+        u.mgmt("trace", on=True)
+    return rig, m, s
+
+
+def steps(u):
+    return [e[1] for e in hm.events(u) if e[0] == "JOBX"]
+
+
+def idle(main, sub):
+    return (main.table("mirror")["held"] == sub.table("mirror")["held"] == ""
+            and hm.on_drives(main) == hm.on_drives(sub))
+
+
+def test_writes_from_either_host_reach_both_volumes_the_sub_side_after_the_target(make_rig):
+    rig, main, sub = start(make_rig)
+    a, b = rand(2, 1), rand(2, 2)
+    main.write(0, 4, a)                            # Fig 19: self, then the target
+    assert steps(main) == ["857", "845", "845", "846"] and steps(sub) == ["T-write"]
+    sub.write(0, 6, b)                             # Fig 20 / 17: the target, then self
+    assert steps(sub)[1:] == ["857", "862", "840"] and steps(main)[4:] == ["T-write"]
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    assert sub.read(0, 4, 4) == a + b == main.read(0, 4, 4)
+
+
+def test_reserve_by_a_host_gives_the_other_reservation_conflict_with_nothing_changed(make_rig):
+    rig, main, sub = start(make_rig)
+    main.write(0, 0, rand(2, 3))
+    before = hm.on_drives(main)
+    assert main.mgmt("mirror_reserve", action="reserve")["reserved_by"] == 101
+    assert sub.table("mirror")["reserved_by"] == 101      # RSV-peer
+    mark = len(sub.link.trace)
+    with pytest.raises(StatusError) as e:                 # 859 -> 834
+        sub.write(0, 1, rand(1, 4))
+    assert e.value.status == wire.E_RESERVATION_CONFLICT and hm.peer_frames(sub, mark) == []
+    with pytest.raises(StatusError) as e:
+        sub.read(0, 0, 1)
+    assert e.value.status == wire.E_RESERVATION_CONFLICT
+    r = sub.link.mgmt("mirror_reserve", action="reserve", check=False)
+    assert r["_status"] == wire.E_RESERVATION_CONFLICT
+    assert hm.on_drives(main) == before == hm.on_drives(sub)
+    main.write(0, 2, rand(1, 5))                          # its own host writes on
+    main.mgmt("mirror_reserve", action="release")
+    sub.write(0, 1, rand(1, 6))
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    assert sub.link.mgmt("mirror_reserve", action="odd", check=False)["_status"] == wire.E_BAD_PARAM
+
+
+def test_fig17_sub_side_finds_the_main_exclusive_releases_and_retries_both_end_equal(make_rig):
+    rig, main, sub = start(make_rig)
+    main.job("mirror", "pause")                    # the main side holds 601 after its own write
+    a, b = rand(1, 7), rand(1, 8)
+    wa = main.start_io("w", 0, 9, a)
+    main.wait_for(lambda u: u.table("mirror")["held"] == "main", what="844")
+    wb = sub.start_io("w", 0, 9, b)                # the same block from the other host
+    sub.wait_for(lambda u: u.table("mirror")["counters"]["retries"] >= 2, what="832 -> 833 retries")
+    assert "832" in steps(sub) and "853" not in steps(sub)
+    main.job("mirror", "resume")
+    main.finish_io(wa)
+    sub.finish_io(wb)
+    assert hm.on_drives(main) == hm.on_drives(sub)
+    assert main.read(0, 9, 1) == b                 # the sub side wrote after the main side ended
+
+
+def test_fig17_target_reserved_a_split_second_earlier_gives_conflict_and_changes_nothing(make_rig):
+    rig, main, sub = start(make_rig)
+    before = hm.on_drives(main)
+    sub.job("mirror", "pause")                     # 861 obtained, 862 not yet sent
+    w = sub.start_io("w", 0, 3, rand(1, 9))
+    sub.wait_for(lambda u: u.table("mirror")["held"] == "sub", what="861")
+    main.mgmt("mirror_reserve", action="reserve")  # host 101 reserves meanwhile
+    sub.job("mirror", "resume")
+    with pytest.raises(StatusError) as e:          # 837 -> 852, 838
+        sub.finish_io(w)
+    assert e.value.status == wire.E_RESERVATION_CONFLICT
+    assert "838" in steps(sub) and "T-reserved" in steps(main)
+    assert sub.table("mirror")["held"] == ""       # 852 released it
+    assert hm.on_drives(main) == before == hm.on_drives(sub)
+
+
+@pytest.mark.parametrize("side", ["main", "sub"])
+def test_a_write_that_finds_its_volume_excluded_waits_and_then_goes_on(make_rig, side):
+    rig, main, sub = start(make_rig)
+    u = main if side == "main" else sub
+    u.job("mirror", "pause")
+    a, b = rand(1, 10), rand(1, 11)
+    wa = u.start_io("w", 0, 5, a)
+    u.wait_for(lambda x: x.table("mirror")["held"] == side, what="obtained")
+    wb = u.start_io("w", 0, 5, b)
+    want = "850" if side == "main" else "836"
+    u.wait_for(lambda x: want in steps(x), what="standby")
+    u.job("mirror", "resume")
+    u.finish_io(wa)
+    u.finish_io(wb)
+    assert main.read(0, 5, 1) == b == sub.read(0, 5, 1) and idle(main, sub)
+
+
+def test_asynchronous_example_3_answers_good_first_and_both_volumes_end_equal(make_rig):
+    rig, main, sub = start(make_rig, "async")
+    main.job("mirror", "pause")
+    main.write(0, 1, rand(1, 12))                  # GOOD before the transfer
+    main.wait_for(lambda u: u.table("mirror")["held"] == "main", what="844")
+    assert "good" in steps(main) and hm.on_drives(sub)[BS:2 * BS] == bytes(BS)
+    sub.write(0, 1, rand(1, 13))
+    main.job("mirror", "resume")
+    sub.wait_for(lambda u: idle(main, sub) and main.read(0, 1, 1) == rand(1, 13), what="both equal")
+
+
+def test_asynchronous_conflict_found_later_is_recorded_and_nothing_changes(make_rig):
+    rig, main, sub = start(make_rig, "async")
+    before = hm.on_drives(main)
+    sub.job("mirror", "pause")
+    sub.write(0, 2, rand(1, 14))                   # GOOD: 859 passed
+    main.mgmt("mirror_reserve", action="reserve")
+    sub.job("mirror", "resume")
+    sub.wait_for(lambda u: u.table("mirror")["async_status"] == "RESERVATION_CONFLICT", what="recorded")
+    assert idle(main, sub) and hm.on_drives(main) == before
