@@ -155,3 +155,23 @@ def test_example_2_no_communication_volume_the_sub_volume_forwards_and_has_its_c
                                                ["JOB3", "816"], ["JOB2", "711"], ["JOB3", "718"],
                                                ["JOB1", "707"]]
     assert main.read(0, 120, 2) == data and hm.settled(main, sub)
+
+
+def test_role_swap_the_communication_volume_on_unit_301_makes_host_101_the_forwarding_host(make_rig):
+    rig = make_rig(hm.desc_swapped())
+    u301, u302 = rig.unit("main"), rig.unit("sub")
+    for u in (u301, u302):
+        u.mgmt("trace", on=True)
+    assert (u301.table("mirror")["role"], u302.table("mirror")["role"]) == ("sub", "main")
+    mark = len(u302.link.trace)
+    data = rand(2, 11)
+    u301.write(0, 6, data)                       # host 101: forwarded over 202 first
+    assert [e[:2] for e in hm.events(u301) if e[0] in ("JOB3", "JOB2")] == [["JOB3", "714"], ["JOB2", "711"],
+                                                                            ["JOB3", "718"]]
+    assert [e[:2] for e in hm.events(u302)] == [["JOB4", "719"], ["JOB5", "726"]]
+    assert hm.peer_frames(u302, mark) == [hm.MSG_HEAD]     # the copy back over 203 skips the data
+    u301.wait_for(lambda u: not u.table("mirror_515"), what="603 written on unit 301")
+    assert u301.read(1, 6, 2) == data
+    u302.write(0, 7, rand(1, 12))                # host 102 now writes the volume the others copy from
+    assert hm.on_drives(u301) == hm.on_drives(u302)
+    assert rig.fabric.paths[0].frames >= 1 and rig.fabric.paths[1].frames >= 1

@@ -58,3 +58,15 @@ def desc_sym(mode: str = "sync") -> dict:
                        "host": host, "mode": mode}
         u["volume"] = u["volume"][:1]
     return d
+
+
+def desc_swapped() -> dict:
+    """[0082]: the communication volume attached to unit 301 instead: every function
+    exchanged (301 forwards over 202, 302 holds the volume the others copy from and
+    copies back over 203)."""
+    d = desc()
+    a, b = d["unit"]
+    a["mirror"], b["mirror"] = dict(b["mirror"], out_peer=0), dict(a["mirror"], out_peer=1)
+    for k in ("drive_blocks", "volume"):
+        a[k], b[k] = b[k], a[k]
+    return d
