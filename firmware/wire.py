@@ -239,8 +239,10 @@ class Decoder:
         self.chunk = b""                 # received bytes not yet split
         self.off = 0
         self.end = 0
-        self.raw = bytearray(HDR_LEN + max_payload + CRC_LEN)
-        self.rawmv = memoryview(self.raw)
+        # decoded in place: COBS output never runs ahead of its input, so the frame's
+        # bytes and the decoded frame share one buffer (one frame's worth of RAM)
+        self.raw = self.acc
+        self.rawmv = self.accmv
         self.rejects = []
         self.low = 0
         # counters
