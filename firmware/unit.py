@@ -90,7 +90,9 @@ class Unit:
             self.warn("%d dirty cache slots restored from the non-volatile cache" % self.cache.ndirty)
             self.destage_ev.set()
         self.high_water = max(1, n // 2)
-        self.raid = Raid(self, self.bs, self.board["max_members"], self.board["raid_sets"])
+        # scratch blocks for the widest configured group (the board's max_members bounds it)
+        width = max([len(g["members"]) for g in self.sm.t["groups"]] + [2])
+        self.raid = Raid(self, self.bs, width, self.board["raid_sets"])
         if nv is not None:
             self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
         features.attach_all(self)
