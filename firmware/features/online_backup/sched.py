@@ -17,6 +17,7 @@ class Sched:
         self.target = 0          # online commands to finish before the next chunk
         self.done_ev = asyncio.Event()
         self.window_end = 0
+        self.starts = []         # (online commands done, clock) at each chunk's start (newest 16)
 
     def mode(self):
         return self.ob.sm["t670"]["mode"]
@@ -45,6 +46,9 @@ class Sched:
                 self.done_ev.clear()
                 await self.done_ev.wait()
         self.in_chunk = True
+        self.starts.append([self.done, ob.sm["clock"]])
+        if len(self.starts) > 16:
+            self.starts.pop(0)
 
     def backup_end(self):
         self.in_chunk = False
@@ -54,4 +58,4 @@ class Sched:
 
     def info(self):
         return {"mode": self.mode(), "online_arrived": self.arrived, "online_done": self.done,
-                "window_end": self.window_end, "in_chunk": self.in_chunk}
+                "window_end": self.window_end, "in_chunk": self.in_chunk, "chunk_starts": self.starts}
