@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kills", type=count_arg(0), default=5, help="board kills mid-write and mid-rebuild")
     r.add_argument("--ops", type=count_arg(1), default=150, help="workload ops through the faulty link")
     r.add_argument("--model-steps", type=count_arg(0), default=300, help="random steps against the golden model")
+    r.add_argument("--iodepth", type=count_arg(1), default=1,
+                   help="requests outstanding at once in the link-fault, reset and model runs (the model's "
+                        "batches on two host ports)")
     r.add_argument("--json", default=None, metavar="FILE", help="also write the figures to this file")
 
     p = cmd("deploy", "compile the firmware (mpy-cross), copy it to a board (mpremote), reset it and attach to it")
@@ -470,7 +473,7 @@ def cmd_reliability(a) -> int:
             prog.update(tasks[phase], completed=done, **({"total": total} if total else {}))
 
         figures = reliability.run_all(board=a.board, fuzz=a.fuzz, kills=a.kills, ops=a.ops,
-                                      model_steps=a.model_steps, progress=say, tick=tick)
+                                      model_steps=a.model_steps, progress=say, tick=tick, iodepth=a.iodepth)
         for k in tasks.values():
             prog.update(k, completed=prog.tasks[k].total)
     print(reliability.report(figures))

@@ -65,6 +65,8 @@ class Golden:
         self.reading: dict[int, int] = {}       # id(op) -> issue time of the reads in flight
         self.checked = 0
         self.ambiguous = 0      # blocks read while more than one content was allowed
+        self.writes_acked = 0   # write requests acknowledged
+        self.writes_unknown = 0     # write requests never acknowledged (reset, error)
 
     def tick(self) -> int:
         self.clock += 1
@@ -96,6 +98,7 @@ class Golden:
 
     def write_acked(self, op: Op):
         t = self.tick()
+        self.writes_acked += 1
         for i, g in enumerate(op.gens):
             w = self._find(op.lba + i, g)
             if w is not None:
@@ -105,6 +108,7 @@ class Golden:
     def write_unknown(self, op: Op):
         """No acknowledgement will come (reset, error): it may or may not have landed."""
         t = self.tick()
+        self.writes_unknown += 1
         for i, g in enumerate(op.gens):
             w = self._find(op.lba + i, g)
             if w is not None and w.acked is None:

@@ -55,7 +55,8 @@ def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill
     again.  on_read_error(op, StatusError) -> True excuses a refused read."""
     if hold is not None and kill_after is not None:
         raise ValueError("hold and kill_after together: a held drive request could land after the reset")
-    todo = list(ops)
+    step = u._io_chunk()      # an op longer than one frame takes goes as several requests
+    todo = [(p, k, lba + i, min(step, n - i)) for p, k, lba, n in ops for i in range(0, n, step)]
     inflight = []            # [port, Op, handle]
     count = {}
     answers = 0

@@ -16,15 +16,28 @@ from host.link import LinkError, StatusError
 # ---------------------------------------------------------------- link faults
 
 
-def link_fault_run(rig, ops: int = 150, corrupt: float = 1e-3, seed: int = 5, progress=None) -> dict:
+def link_fault_run(rig, ops: int = 150, corrupt: float = 1e-3, seed: int = 5, progress=None,
+                   iodepth: int = 1) -> dict:
     """A verifying workload through a link that corrupts, drops, duplicates and delays;
-    progress(done, total), if given, after each op and each block read back."""
+    progress(done, total), if given, after each op (each batch of 4 x iodepth ops at
+    iodepth > 1, kept outstanding by run_queue) and each block read back."""
     u, h = rig.unit(), rig.host()
     vol = u.table("volumes")[0]
     u.set_link_faults(corrupt=corrupt, drop=0.01, duplicate=0.01, delay=0.01)
     wl = Workload(h, vol["id"], vol["blocks"], max_count=1, seed=seed)
     total = ops + vol["blocks"]
-    for i in range(ops):
+    if iodepth > 1:
+        rng, batch = random.Random(seed), 4 * iodepth
+        for i in range(0, ops, batch):
+            q = [("w" if rng.random() < 0.5 else "r", vol["id"], rng.randrange(vol["blocks"]), 1)
+                 for _ in range(min(batch, ops - i))]
+            wl.bad += h.run_queue(q, iodepth)
+            if progress:
+                progress(i + len(q), total)
+        ops_done = ops
+    else:
+        ops_done = 0
+    for i in range(ops_done, ops):
         wl.step()
         if progress:
             progress(i + 1, total)
@@ -38,7 +51,7 @@ def link_fault_run(rig, ops: int = 150, corrupt: float = 1e-3, seed: int = 5, pr
     u.set_link_faults()
     host_side = u.link.counters()
     board = u.table("link")
-    return {"ops": ops, "bad_blocks": bad, "injected": injected,
+    return {"ops": ops, "iodepth": iodepth, "bad_blocks": bad, "injected": injected,
             "retransmits": host_side["retransmits"] + board["retransmits"],
             "duplicates_suppressed": board["dup_requests"] + host_side["dup_drive_requests"],
             "stale_dropped": board["stale_requests"] + host_side["stale_drive_requests"],
@@ -81,9 +94,42 @@ def _settle(h, vol, lba, old, new) -> bool:
     return False
 
 
-def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True) -> dict:
+def _rebuild_underway(u, figures):
+    """A member pulled and its rebuild a quarter done (then resumed), so the first kill
+    lands mid-rebuild."""
+    u.flush()
+    g = u.table("groups")[0]
+    u.inject(g["members"][1], "fail")
+    u.fail_drive(g["members"][1], "pulled")
+    if not u.table("groups")[0]["rebuild"]:
+        u.rebuild(g["id"], paused=True)
+        quarter = g["rows"] // 4
+        u.job(f"rebuild{g['id']}", "step", n=quarter)
+        u.wait_for(lambda x: x.job(f"rebuild{g['id']}")["pointer"] >= quarter, what="a quarter rebuilt")
+        u.mgmt("save")
+        figures["rebuild_pointer_before_kills"] = quarter
+        u.job(f"rebuild{g['id']}", "resume")
+
+
+def _rebuild_after(u, figures):
+    jobs = {j["name"]: j for j in u.table("jobs")}
+    if "rebuild0" in jobs:
+        u.wait_job("rebuild0")
+    figures["group_after"] = u.table("groups")[0]["state"]
+
+
+def _resumed(u, figures):
+    jobs = {j["name"]: j for j in u.table("jobs")}
+    if "rebuild0" in jobs and jobs["rebuild0"]["state"] != "done":
+        figures["rebuild_resumed_from"].append(jobs["rebuild0"]["pointer"])
+
+
+def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True, iodepth: int = 1) -> dict:
     """Kill the board at random moments under a write workload (and, if asked, during a
-    rebuild); after every restart, every acknowledged write must read back."""
+    rebuild); after every restart, every acknowledged write must read back.  At
+    iodepth > 1 see concurrent_reset_run."""
+    if iodepth > 1:
+        return concurrent_reset_run(rig, kills, seed, during_rebuild, iodepth)
     u, h = rig.unit(), rig.host()
     vol = u.table("volumes")[0]
     rng = random.Random(seed)
@@ -93,19 +139,7 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True) -
     figures = {"kills": 0, "unacknowledged_in_flight": 0, "unacknowledged_bad": 0, "bad_blocks": 0,
                "rebuild_resumed_from": []}
     if during_rebuild:
-        u.flush()
-        g = u.table("groups")[0]
-        u.inject(g["members"][1], "fail")
-        u.fail_drive(g["members"][1], "pulled")
-        if not u.table("groups")[0]["rebuild"]:
-            # held at row 0, then a quarter done, so the first kill lands mid-rebuild
-            u.rebuild(g["id"], paused=True)
-            quarter = g["rows"] // 4
-            u.job(f"rebuild{g['id']}", "step", n=quarter)
-            u.wait_for(lambda x: x.job(f"rebuild{g['id']}")["pointer"] >= quarter, what="a quarter rebuilt")
-            u.mgmt("save")
-            figures["rebuild_pointer_before_kills"] = quarter
-            u.job(f"rebuild{g['id']}", "resume")
+        _rebuild_underway(u, figures)
     for _ in range(kills):
         timer = threading.Timer(rng.uniform(0.05, 0.4), u.kill)
         timer.start()
@@ -122,18 +156,58 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True) -
             if not _settle(h, vol["id"], *w.in_flight):
                 figures["unacknowledged_bad"] += 1
             w.in_flight = None
-        jobs = {j["name"]: j for j in u.table("jobs")}
-        if "rebuild0" in jobs and jobs["rebuild0"]["state"] != "done":
-            figures["rebuild_resumed_from"].append(jobs["rebuild0"]["pointer"])
+        _resumed(u, figures)
         figures["bad_blocks"] += h.verify_all(vol["id"], vol["blocks"], chunk=8)
     if during_rebuild:
-        jobs = {j["name"]: j for j in u.table("jobs")}
-        if "rebuild0" in jobs:
-            u.wait_job("rebuild0")
-        figures["group_after"] = u.table("groups")[0]["state"]
+        _rebuild_after(u, figures)
     u.flush()
     figures["bad_blocks"] += h.verify_all(vol["id"], vol["blocks"], chunk=8)
     figures["writes_acknowledged"] = h.ops["writes"]
+    return figures
+
+
+def concurrent_reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True,
+                         iodepth: int = 8) -> dict:
+    """Writes on two host ports, iodepth outstanding on each, the board killed after a
+    seeded number of answers (so writes are in flight, some to the same blocks); after
+    every boot each block must hold what the golden model allows (host.golden): every
+    acknowledged write, or a later one in flight; an unacknowledged one old or new."""
+    from host.golden import Golden
+    from host.model import run_batch
+
+    u = rig.unit()
+    vol = u.table("volumes")[0]
+    n = vol["blocks"]
+    rng = random.Random(seed)
+    g = Golden(u.block_size, vol["id"])
+    figures = {"kills": 0, "iodepth": iodepth, "unacknowledged_in_flight": 0, "bad_blocks": 0,
+               "rebuild_resumed_from": [], "writes_acknowledged": 0}
+
+    def writes(k):
+        hot = rng.randrange(n - 8)        # half the writes near one spot: overlapping ones
+        return [[rng.randrange(2), "w", hot + rng.randrange(8) if rng.random() < 0.5 else rng.randrange(n), 1]
+                for _ in range(k)]
+
+    def verify():
+        return len(run_batch(u, g, [[0, "r", lba, min(8, n - lba)] for lba in range(0, n, 8)], iodepth, vol["id"]))
+
+    figures["bad_blocks"] += len(run_batch(u, g, writes(20), iodepth, vol["id"]))
+    if during_rebuild:
+        _rebuild_underway(u, figures)
+    for _ in range(kills):
+        ops = writes(rng.randint(4 * iodepth, 12 * iodepth))
+        kill_at = rng.randrange(iodepth, len(ops))
+        figures["bad_blocks"] += len(run_batch(u, g, ops, iodepth, vol["id"], kill_after=kill_at))
+        figures["kills"] += 1
+        _resumed(u, figures)
+        figures["bad_blocks"] += verify()
+    if during_rebuild:
+        _rebuild_after(u, figures)
+    u.flush()
+    figures["bad_blocks"] += verify()
+    figures["writes_acknowledged"] = g.writes_acked
+    figures["unacknowledged_in_flight"] = g.writes_unknown
+    figures["blocks_checked"] = g.checked
     return figures
 
 
@@ -342,9 +416,10 @@ def model_run(board: str = "inprocess", steps: int = 300, seed: int = 0, iodepth
 
 
 def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int = 150,
-            model_steps: int = 300, progress=None, tick=None) -> dict:
+            model_steps: int = 300, progress=None, tick=None, iodepth: int = 1) -> dict:
     """Every run; progress(message) as each begins, tick(run, done, total or None)
-    within the link-fault and fuzz runs."""
+    within the link-fault and fuzz runs.  iodepth: requests kept outstanding by the
+    link-fault workload, the reset run's writers and the model's batches."""
     from host.model import model_rig_desc
     from host.rig import Rig
 
@@ -353,19 +428,19 @@ def run_all(board: str = "emulator", fuzz: int = 5000, kills: int = 5, ops: int 
     desc = model_rig_desc(512)
     say(f"link faults: {ops} verified ops at 1e-3 corrupted bytes, 1% dropped/duplicated/delayed frames ...")
     with Rig(desc, board=board) as rig:
-        out["link_faults"] = timed(link_fault_run, rig, ops=ops,
+        out["link_faults"] = timed(link_fault_run, rig, ops=ops, iodepth=iodepth,
                                    progress=(lambda d, t: tick("link_faults", d, t)) if tick else None)
     say(f"board resets: {kills} kills mid-write and mid-rebuild ...")
     rdesc = model_rig_desc(4096)
     rdesc["unit"][0]["drive_blocks"] = 512
     rdesc["unit"][0]["volume"] = [{"id": 0, "group": 0, "blocks": 600}]
     with Rig(rdesc, board=board) as rig:
-        out["resets"] = timed(reset_run, rig, kills=kills)
+        out["resets"] = timed(reset_run, rig, kills=kills, iodepth=iodepth)
     say(f"fuzzing: {fuzz} malformed inputs ...")
     with Rig(model_rig_desc(4096), board=board) as rig:
         out["fuzz"] = timed(fuzz_run, rig, inputs=fuzz, progress=(lambda i: tick("fuzz", i, None)) if tick else None)
     say(f"model: {model_steps} random steps against the golden model ...")
-    out["model"] = timed(model_run, board, model_steps)
+    out["model"] = timed(model_run, board, model_steps, iodepth=iodepth)
     return out
 
 
