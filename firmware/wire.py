@@ -189,14 +189,19 @@ def pack(ch, kind, seq, payload=b"", low=-1):
 
 
 class Encoder:
-    """Builds frames in preallocated buffers (firmware hot path: no allocation per frame)."""
+    """Builds frames in one preallocated buffer (firmware hot path: no allocation per
+    frame).  The raw frame is assembled at the buffer's tail and COBS-encoded onto its
+    start: the encoder's output runs ahead of its input by at most the COBS overhead,
+    which is the gap left in front of the raw frame, so it never overwrites a byte it
+    has still to read."""
 
     def __init__(self, max_payload):
         self.max_payload = max_payload
-        self.raw = bytearray(HDR_LEN + max_payload + CRC_LEN)
-        self.enc = bytearray(core.cobs_max(len(self.raw)) + 1)
-        self.rawmv = memoryview(self.raw)
+        cap = HDR_LEN + max_payload + CRC_LEN
+        self.enc = bytearray(core.cobs_max(cap) + 1)
         self.encmv = memoryview(self.enc)
+        self.off = core.cobs_max(cap) - cap       # the raw frame starts here
+        self.rawmv = self.encmv[self.off:self.off + cap]
 
     def frame(self, ch, kind, seq, head=b"", data=b"", low=-1):
         """Encode header | head | data | crc; return a memoryview valid until the next call."""
@@ -205,13 +210,14 @@ class Encoder:
         if n > self.max_payload:
             raise ValueError("payload of %d bytes exceeds %d" % (n, self.max_payload))
         raw = self.rawmv
-        struct.pack_into(HDR, self.raw, 0, ch, kind, seq & 0xFFFF, n, (seq if low < 0 else low) & 0xFFFF)
+        o = self.off
+        struct.pack_into(HDR, self.enc, o, ch, kind, seq & 0xFFFF, n, (seq if low < 0 else low) & 0xFFFF)
         if nh:
             raw[HDR_LEN:HDR_LEN + nh] = head
         if n > nh:
             raw[HDR_LEN + nh:HDR_LEN + n] = data
         crc = binascii.crc32(raw[:HDR_LEN + n]) & 0xFFFFFFFF
-        struct.pack_into("<I", self.raw, HDR_LEN + n, crc)
+        struct.pack_into("<I", self.enc, o + HDR_LEN + n, crc)
         m = core.cobs_encode(raw[:HDR_LEN + n + CRC_LEN], self.enc)
         self.enc[m] = 0
         return self.encmv[:m + 1]
