@@ -392,3 +392,22 @@ def test_start_by_host_command_and_by_the_timer_of_660(fab):
     assert (t["origin"], t["lu"], t["state"]) == ("timer", 2, "done")
     ob.tick(u, 86400)                                        # once only
     assert u.table("ob_630")["origin"] == "timer" and u.table("ob_660")[0]["fired"] == 3660
+
+
+def test_a_port_that_fails_mid_backup_hands_it_to_another_port_from_632(fab):
+    u, f, tape, h1, h2 = fab()
+    assert h1.login(A0) == wire.OK and h2.login(A1) == wire.OK
+    img = fill(h1, A0, 2, 32, 19)
+    t = ob.backup(u, 2, TAPE, port="A0", paused=True)["t630"]
+    ob.step(u, 2)
+    p = u.mgmt("ob_port", port="A0", up=False)["port"]
+    assert p["up"] is False and p["sessions"] == []
+    assert h1.read(A0, 2, 0, 1)[0] == wire.E_PATH_DOWN          # the host must go elsewhere
+    t = ob.step(u, 1)
+    assert t["ports"] == ["A1"] and t["pinned"] is None and t["bp"] == 12
+    assert tape.seen[-2:] == [("LOGIN", A1), ("DATA", A1, 2, 8, 4)]
+    assert ("LOGOUT", A0) not in tape.seen                        # the cut task sends nothing more
+    assert h1.login(A1) == wire.OK and h1.read(A1, 2, 0, 4) == (wire.OK, img[:4 * BS])
+    u.job("backup", "resume")
+    u.wait_job("backup")
+    assert tape.image(2, 32) == img and [s[3] for s in tape.data_frames()] == list(range(0, 32, 4))

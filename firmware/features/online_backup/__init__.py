@@ -40,8 +40,9 @@ class OnlineBackup:
     def role(self, name):
         return self.sm["t640"].get(name, "both")
 
-    def ctl_load(self):
-        return self.sm["t610"] if self.st["controller"] == "A" else self.sm["t620"]
+    def ctl_load(self, port):
+        """610 or 620: the totals of the port's controller."""
+        return self.sm["t610"] if port.name[0] == "A" else self.sm["t620"]
 
     def clear_loads(self):
         for p in self.ports:

@@ -187,6 +187,9 @@ class Backup:
         st = await init.send(t["lu"], bp, n, data)
         if st != wire.OK:
             self.inits.pop(p.name, None)
+            if not p.up:                  # another port continues from 632 (5, port error)
+                self.replace(t, p.name)
+                return None
             return "DATA to 0x%02x from %s: %s" % (t["dest"], p.name, wire.status_name(st))
         if staged:
             rest = (t["cp"] - bp - n) * bs
@@ -219,12 +222,25 @@ class Backup:
                     self.inits[name] = init
                     return init
             tried.append(name)
+            self.replace(t, name, tried)
+
+    def replace(self, t, name, tried=()):
+        """Port `name` leaves the backup; when it was the last one, the best other
+        candidate takes over (a pinned port is unpinned once it fails)."""
+        ports = t["ports"]
+        if name in ports:
             ports.remove(name)
-            if not ports and not t["pinned"]:
-                for q in choose.rank(ob):
-                    if q.name not in tried:
-                        ports.append(q.name)
-                        break
+        old = self.inits.pop(name, None)
+        if old is not None:
+            old.abort()
+        if t["pinned"] == name:
+            t["pinned"] = None
+        if not ports:
+            for q in choose.rank(self.ob):
+                if q.name not in tried and q.name != name:
+                    ports.append(q.name)
+                    break
+        self.ob.u.sm.dirty = True
 
     # ---- switching (3.8) --------------------------------------------------------------
     async def switch_check(self):

@@ -73,6 +73,12 @@ class Initiator:
         await self.done.wait()
         return self.st
 
+    def abort(self):
+        """The port went down: the task ends without sending anything more."""
+        if self.state == "logged_in" and not self.port.up:
+            self.box = END
+            self.go.set()
+
     async def end(self):
         """The backup is over on this port (or leaves it): 1203 Logout."""
         if self.state != "logged_in":

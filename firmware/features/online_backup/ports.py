@@ -63,7 +63,7 @@ class Port:
         ld["io"] += 1
         ld["amount"] += amount
         ld["access"] = SEQ if seq else RANDOM
-        tot = self.ob.ctl_load()
+        tot = self.ob.ctl_load(self)
         tot["io"] += 1
         tot["amount"] += amount
 
