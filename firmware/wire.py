@@ -85,6 +85,11 @@ E_CHECK = const(0x26)        # mirror (seed 002): check report, the write was no
 E_RESERVATION_CONFLICT = const(0x27)   # mirror (seed 002): the volume is reserved by another host
 E_LOGIN_REFUSED = const(0x28)   # online backup (seed 004): Login refused (not on the allow-list, or port role)
 E_NOT_LOGGED_IN = const(0x29)   # online backup (seed 004): a command from a peer with no session on that port
+E_NO_SPACE = const(0x2A)      # LDEV layer: too few free LDEVs for the request
+E_COPY_IMPOSSIBLE = const(0x2B)   # remote copy (seed 003 410): "impossible to generate a copy" (space, emulation)
+E_NO_TABLE = const(0x2C)      # remote copy (seed 003 E5): the pool of group / pair tables is empty
+E_WRITE_PROTECTED = const(0x2D)   # remote copy: a copy destination refuses host writes until takeover
+E_CONFLICT = const(0x2E)      # remote copy: an area overlapping (or sharing an LDEV / group with) another
 E_INTERNAL = const(0x30)
 
 STATUS = {
@@ -96,6 +101,8 @@ STATUS = {
     E_TIMEOUT: "TIMEOUT", E_PATH_DOWN: "PATH_DOWN", E_DATA_LOST: "DATA_LOST",
     E_CHECK: "CHECK", E_RESERVATION_CONFLICT: "RESERVATION_CONFLICT",
     E_LOGIN_REFUSED: "LOGIN_REFUSED", E_NOT_LOGGED_IN: "NOT_LOGGED_IN",
+    E_NO_SPACE: "NO_SPACE", E_COPY_IMPOSSIBLE: "COPY_IMPOSSIBLE", E_NO_TABLE: "NO_TABLE",
+    E_WRITE_PROTECTED: "WRITE_PROTECTED", E_CONFLICT: "CONFLICT",
     E_INTERNAL: "INTERNAL",
 }
 

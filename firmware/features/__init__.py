@@ -35,7 +35,7 @@ BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
 PLANNED = ("remote_copy",)
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
-            "trace")
+            "trace", "lv_resolve", "ldev_alloc", "ldev_free")
 
 
 def load(name):
