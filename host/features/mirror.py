@@ -4,6 +4,7 @@ the job chain, the peer frames a unit sent."""
 from __future__ import annotations
 
 import os
+import struct
 
 from firmware import wire
 
@@ -11,9 +12,21 @@ RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 MSG_HEAD = 12     # firmware/features/mirror/chain.py HL
 
 
+def flush(u, vol: int = 0) -> bool:
+    """Destage the unit's cache; False if writes still arriving left slots dirty (the
+    board answers DATA_LOST then: a flush counts the slots dirty after its destage)."""
+    st, _ = u.link.request(wire.CH_HOST, wire.K_FLUSH, struct.pack("<H", vol), timeout=120)
+    return st == wire.OK
+
+
 def on_drives(u, vol: int = 0) -> bytes:
-    """The volume as the unit's first RAID1 member holds it after a flush."""
-    u.flush(vol)
+    """The volume as the unit's first RAID1 member holds it after a flush (flushed
+    again while background writes keep slots dirty)."""
+    for _ in range(100):
+        if flush(u, vol):
+            break
+    else:
+        raise RuntimeError(f"{u.name}: the cache never came clean")
     v = [x for x in u.desc["volume"] if x["id"] == vol][0]
     return u.drives[0].read_raw(v.get("start", 0), v["blocks"])
 

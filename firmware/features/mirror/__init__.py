@@ -74,6 +74,7 @@ def attach(u, reg):
         reg.task(side.resyncer(side.pull))
         if side.comm.disk:
             reg.task(side.comm.run())
+            reg.task(side.replay())
     elif cfg["role"] == "sym":
         from firmware.features.mirror import sym
 

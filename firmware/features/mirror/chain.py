@@ -44,7 +44,7 @@ class Pair:
         self.head = bytearray(HL)
         self.cnt = {"forwarded": 0, "copies": 0, "skipped": 0, "skipped_bytes": 0, "checks": 0,
                     "direct_reads": 0, "main_reads": 0, "notes": 0, "resyncs": 0, "retries": 0,
-                    "async_checks": 0, "disk_603": 0}
+                    "async_checks": 0, "disk_603": 0, "replayed": 0}
         # the chain's steps pass this job's gate: pause / step place a fault exactly
         self.job = u.jobs.add(Job("mirror", "mirror", 0))
         self.wake = None
@@ -152,7 +152,8 @@ class MainSide(Pair):
                 self.ev("JOB5", 729, lba, count, wire.status_name(st))
                 if st != wire.E_CHECK:                        # did the sub write it? unknown
                     self.resync_add(lba, count)
-                    return st
+                    if entry:
+                        return st                             # JOB3 tells a lost path from 710
                 return wire.E_CHECK
         return wire.OK
 

@@ -52,6 +52,9 @@ class Comm:
         self.ev = asyncio.Event()
         self.job = u.jobs.add(Job("mirror_603", "comm", 0)) if self.disk else None
 
+    def volume(self):
+        return volume(self.side.u, self.vol)
+
     def queue(self, n):
         if self.disk:
             self.q.append(n)
@@ -62,7 +65,7 @@ class Comm:
         side = self.side
         u = side.u
         job = self.job
-        v = volume(u, self.vol)
+        v = self.volume()
         while True:
             if not self.q:
                 self.ev.clear()

@@ -59,8 +59,16 @@ class SubSide(chain.Pair):
              "520": [lba, count], "slot": i, "chained": False, "on603": not self.comm.disk}
         self.t515[n] = e                                          # 701
         self.changed()
-        self.comm.queue(n)
         self.ev("JOB1", 701, lba, count, n)
+        if self.mode == "async" and self.comm.disk:
+            # an acknowledged write must survive a reset: 603 gets it now (through the
+            # battery-backed cache; its disk write is the destager's) and SM its entry
+            await store.write_vol(u, self.comm.volume(), lba, count, data)
+            e["on603"] = True
+            self.st.setdefault("async", []).append([n, lba, count])
+            u.sm.save()
+        else:
+            self.comm.queue(n)
         self.ev("JOB1", 804 if self.ex2 else 704, lba, count, n)
         if self.mode == "async":                                  # Fig 9: GOOD first
             asyncio.create_task(self.forward(e))
@@ -93,8 +101,28 @@ class SubSide(chain.Pair):
             self.cnt["async_checks"] += 1
             self.st["async_status"] = wire.status_name(st)
         e["chained"] = True
+        kept = self.st.get("async")
+        if kept and [n, lba, count] in kept:
+            kept.remove([n, lba, count])
+            self.u.sm.save()
         self.release(e)
         return st
+
+    async def replay(self):
+        """After a reset: the acknowledged asynchronous writes not yet forwarded, their
+        data read back from 603."""
+        u = self.u
+        for n, lba, count in list(self.st.get("async", [])):
+            i = await self.comm.slots.take()
+            data = self.comm.slots.data(i, count * u.bs)
+            await store.read_vol(u, self.comm.volume(), lba, count, data)
+            e = {"entry": n, "516": self.vol, "517": self.peer_vol, "518": self.out, "519": "write",
+                 "520": [lba, count], "slot": i, "chained": False, "on603": True}
+            self.t515[n] = e
+            self.changed()
+            self.ev("JOB1", "replay", lba, count, n)
+            self.cnt["replayed"] += 1
+            asyncio.create_task(self.forward(e))
 
     def release(self, e):
         if e["chained"] and e["on603"] and self.t515.pop(e["entry"], None) is not None:
@@ -104,8 +132,14 @@ class SubSide(chain.Pair):
     # ---- JOB2 --------------------------------------------------------------------------
     async def copy(self, v, op, lba, count, entry, data):
         u = self.u
-        note = self.notes.pop(entry, None) if op == chain.OP_COPYM else None
-        if note is not None:
+        if op == chain.OP_COPYM and entry:
+            if self.notes.pop(entry, None) is not None:
+                self.changed()
+        elif op == chain.OP_COPYM:
+            # a resync push: sent under the main unit's lock, so any notice it covers
+            # belongs to a write whose copy was lost
+            for k in [k for k, (a, n) in self.notes.items() if a < lba + count and lba < a + n]:
+                self.notes.pop(k)
             self.changed()
         if self.st["state"] != "normal":                          # 709 -> 710
             self.cnt["checks"] += 1
