@@ -175,3 +175,17 @@ def test_role_swap_the_communication_volume_on_unit_301_makes_host_101_the_forwa
     u302.write(0, 7, rand(1, 12))                # host 102 now writes the volume the others copy from
     assert hm.on_drives(u301) == hm.on_drives(u302)
     assert rig.fabric.paths[0].frames >= 1 and rig.fabric.paths[1].frames >= 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_concurrent_writes_to_one_block_from_both_hosts_end_with_both_volumes_equal(make_rig, mode):
+    rig, main, sub = start(make_rig, sub={"mode": mode})
+    hs = []
+    for i in range(6):                           # all in flight at once, both hosts, block 5
+        hs.append((main, main.start_io("w", 0, 5, rand(1, 100 + i))))
+        hs.append((sub, sub.start_io("w", 0, 5, rand(1, 200 + i))))
+    for u, h in hs:
+        u.finish_io(h)
+    sub.wait_for(lambda u: hm.settled(main, sub), what="both volumes equal")
+    got = main.read(0, 5, 1)
+    assert got == sub.read(0, 5, 1) and got in [rand(1, s + i) for s in (100, 200) for i in range(6)]
