@@ -4,13 +4,17 @@
 #   request()        one request to another unit, asked again while it answers BUSY.
 #   call()/answer()  JSON control messages on a PEER subtype, both sides.
 #   find()           discovery: which peer path leads to a unit.
+#   PEER_VREAD       a volume block read any unit answers (a unit with no feature for it,
+#                    e.g. the old unit a migration pulls from: docs/wire.md).
 # A feature uses these instead of its own retry loops; a handler is async fn(u, req, payload).
 import json
+import struct
 
-from firmware import wire
+from firmware import cha, iopath, wire
 from firmware.link import sleep_ms
 
 PEER_PING = 0x01   # answered by every unit: "pong NAME ..."
+PEER_VREAD = 0x02  # answered by every unit: vol u16, lba u32, count u16 -> the blocks (host view)
 KIND_KEY = 0x100   # u.peer_handlers[KIND_KEY | kind]: a feature's own frame kind on peer channels
 TIMEOUT_MS = 5000
 TRIES = 200        # BUSY answers (or no free request slot) before a request gives up
@@ -32,10 +36,31 @@ async def handle(u, req):
         name = u.board.get("unit", u.board["name"])
         return u.link.respond(req.ch, req.kind, req.seq, wire.OK,
                               b"pong " + name.encode() + b" " + bytes(p[1:]))
+    if sub == PEER_VREAD:
+        return await _vread(u, req, p)
     h = u.peer_handlers.get(sub)
     if h is None:
         return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
     await h(u, req, p)
+
+
+async def _vread(u, req, p):
+    """PEER_VREAD: read volume blocks as a host would (the I/O path's read stages) and
+    answer them; the statuses of a host READ."""
+    if len(p) != 1 + wire.IO_HEAD_LEN:
+        return u.link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
+    vol, lba, count = struct.unpack_from(wire.IO_HEAD, p, 1)
+    v = cha.volume(u, vol)
+    out = req.mv[:count * u.bs]   # the head is read: the answer is assembled in the request buffer
+    if v is None:
+        st = wire.E_NO_VOLUME
+    elif count == 0 or lba + count > v["blocks"]:
+        st = wire.E_OUT_OF_RANGE
+    elif len(out) + 1 > u.link.max_payload:
+        st = wire.E_TOO_LONG
+    else:
+        st = await iopath.read(u, v, lba, count, out)
+    u.link.respond(req.ch, req.kind, req.seq, st, out if st == wire.OK else b"")
 
 
 async def request(u, ch, kind, head, data, into, timeout=TIMEOUT_MS, cnt=None):

@@ -31,7 +31,7 @@
 from firmware import iopath
 from firmware.args import Refused
 
-BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup")
+BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup", "migration")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
 PLANNED = ("remote_copy",)
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
@@ -60,6 +60,10 @@ def load(name):
         from firmware.features import online_backup
 
         return online_backup
+    if name == "migration":
+        from firmware.features import migration
+
+        return migration
     if name in PLANNED:
         raise Refused("feature %r is not built yet" % (name,))
     raise Refused("unknown feature %r (features: %s)" % (name, ", ".join(BUILT)))
@@ -117,10 +121,10 @@ class Registration:
         self.u.path.add(stage, self.name, fn, order, lock, when)
 
     def peer(self, sub, fn):
-        from firmware.peer import PEER_PING
+        from firmware.peer import PEER_PING, PEER_VREAD
 
         u = self.u
-        if sub == PEER_PING or sub in u.peer_handlers:
+        if sub in (PEER_PING, PEER_VREAD) or sub in u.peer_handlers:
             raise ValueError("feature %s: peer subtype 0x%02x already taken" % (self.name, sub))
         u.peer_handlers[sub] = fn
         self.peers.append(sub)

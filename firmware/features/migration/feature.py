@@ -1,0 +1,209 @@
+# The migration feature's runtime: its SM table, its lock, the I/O path stages, and the
+# jobs of migrations (fetch.py) and moves (move.py), resumed after a reset.
+#
+# SM "migration": clock / period counters (stats.py), "migrations" {lv: record} (E2),
+# "moves" {lv: record} (E3 / E4), "levels" (the last levelling checks).
+import asyncio
+import binascii
+import time
+
+from firmware import core, ldev, wire
+from firmware.features.migration import fetch, move
+from firmware.features.migration.lvmap import Resolver
+from firmware.features.migration.stats import Stats
+from firmware.jobs import DONE, Job
+
+MAX_LEVELS = 8
+
+
+def now_ms():
+    """The board's millisecond ticks (MicroPython), else a monotonic clock (CPython)."""
+    tick = getattr(time, "ticks_ms", None)
+    return tick() if tick else time.monotonic_ns() // 1000000
+
+
+def since_ms(t0):
+    diff = getattr(time, "ticks_diff", None)
+    return diff(now_ms(), t0) if diff else now_ms() - t0
+
+
+class MigJob(Job):
+    """A migration or move job: `step n` = n copy steps of copy_blocks addresses."""
+
+    def __init__(self, m, kind, total, done):
+        Job.__init__(self, m["name"], kind, total, done, m["paused"])
+        self.m = m
+        self.persist = m
+        self.stalled = False
+        self.t0 = now_ms()
+        self.ms = -1             # run time since (re)start, once done
+
+    def info(self):
+        d = Job.info(self)
+        d["ms"] = self.ms        # from the (re)start to the end; -1 until then
+        d["copy_pointer"] = self.m["pointer"]
+        d["lv"] = self.m["lv"]
+        d["unit"] = "copy step (copy_blocks addresses)"
+        d["stalled"] = self.stalled
+        return d
+
+
+class Migration:
+    def __init__(self, u, cfg):
+        self.u = u
+        self.cfg = cfg
+        self.live = True
+        self.lock = asyncio.Lock()
+        t = u.sm.t.get("migration")
+        if t is None:
+            t = {"migrations": {}, "moves": {}, "levels": []}
+            u.sm.t["migration"] = t
+        self.t = t
+        self.res = Resolver(u)
+        self.stats = Stats(u, cfg, self.res, t)
+        self.fetcher = fetch.Fetcher(self)
+        self.buf = memoryview(bytearray(cfg["copy_blocks"] * u.bs))
+        self.cnt = {"pulled_blocks": 0, "fetches": 0}
+        self.records = {}       # lv -> migration record (E2)
+        self.bitmaps = {}       # lv -> staged bitmap of the area
+        self.moves = {}         # lv -> move record (E3 / E4)
+        for k in t["migrations"]:
+            m = t["migrations"][k]
+            self.records[m["lv"]] = m
+            self.bitmaps[m["lv"]] = bytearray(binascii.unhexlify(m["staged"]))
+        for k in t["moves"]:
+            m = t["moves"][k]
+            self.moves[m["lv"]] = m
+
+    def detach(self):
+        self.live = False
+
+    def volume(self, lv):
+        return ldev.volume(self.u, lv)
+
+    def busy(self, v):
+        """Host I/O to v takes the lock: a migration or a move of it is running."""
+        lv = v["id"]
+        m = self.records.get(lv)
+        if m is not None and m["state"] == fetch.UNDER:
+            return True
+        m = self.moves.get(lv)
+        return m is not None and m["state"] == move.UNDER
+
+    def in_use(self, lv):
+        """The text of why LV lv cannot start a migration or a move, or None."""
+        m = self.records.get(lv)
+        if m is not None and m["state"] == fetch.UNDER:
+            return "LV %d is under migratory copying" % lv
+        m = self.moves.get(lv)
+        if m is not None and m["state"] == move.UNDER:
+            return "LV %d is under copying (a rearrangement)" % lv
+        return None
+
+    # ---- I/O path ------------------------------------------------------------------
+    def register(self, reg):
+        reg.stage("read", self.on_io, lock=self.lock, when=self.busy)
+        reg.stage("before_cache", self.on_io, lock=self.lock, when=self.busy)
+        reg.stage("check", self.mapped, when=self.partial)
+        reg.stage("read_check", self.mapped, when=self.partial)
+        reg.stage("after_commit", self.stats.stage(True))
+        reg.stage("after_read", self.stats.stage(False))
+
+    def partial(self, v):
+        """An LV this feature defined that is not mapped in full (placed area by area)."""
+        if v.get("owner") != "migration":
+            return False
+        n = 0
+        for e in v["extents"]:
+            n += e[1]
+        return n < v["blocks"]
+
+    async def mapped(self, u, v, lba, n, buf):
+        """Host I/O to an address no LDEV holds yet is refused."""
+        return wire.E_OUT_OF_RANGE if ldev.unmapped(v, lba, n) >= 0 else None
+
+    async def on_io(self, u, v, lba, n, buf):
+        """705: an address of the area not yet copied is fetched from S first (a read,
+        or a write: the block is T's from then on).  A move needs only the lock."""
+        m = self.records.get(v["id"])
+        if m is None or m["state"] != fetch.UNDER:
+            return None
+        self.cnt["fetches"] += 1 if fetch.unfetched(m, self.bitmaps[m["lv"]], lba, n) else 0
+        st = await fetch.stage_range(self, m, self.bitmaps[m["lv"]], v, lba, n)
+        return None if st == wire.OK else st
+
+    # ---- records and jobs ----------------------------------------------------------
+    def sync_bitmap(self, m):
+        m["staged"] = binascii.hexlify(self.bitmaps[m["lv"]]).decode()
+
+    def add_migration(self, m):
+        self.records[m["lv"]] = m
+        self.bitmaps[m["lv"]] = bytearray(binascii.unhexlify(m["staged"]))
+        self.t["migrations"][str(m["lv"])] = m
+        self.u.sm.save()
+        return self.start_migration(m)
+
+    def start_migration(self, m):
+        cb = self.cfg["copy_blocks"]
+        n = m["end"] - m["start"] + 1
+        done = (m["pointer"] - m["start"] + cb - 1) // cb
+        return self._start(MigJob(m, "migration", (n + cb - 1) // cb, done), m["state"] == fetch.UNDER,
+                           fetch.run)
+
+    def add_move(self, m):
+        self.moves[m["lv"]] = m
+        self.t["moves"][str(m["lv"])] = m
+        self.u.sm.save()
+        return self.start_move(m)
+
+    def start_move(self, m):
+        done, total = move.steps_of(m, self.cfg["copy_blocks"])
+        return self._start(MigJob(m, "move", total, done), m["state"] == move.UNDER, move.run)
+
+    def _start(self, job, running, run):
+        self.u.jobs.add(job)
+        if running:
+            asyncio.create_task(self._guard(job, run(self, job, job.m)))
+        else:
+            job.state = DONE
+        return job
+
+    async def _guard(self, job, coro):
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:   # a bug must not leave the job "running" for ever
+            job.state = "failed"
+            job.note = "error: %r" % (e,)
+            self.u.warn("migration: %s: %s" % (job.name, job.note))
+
+    def finished(self, m, job):
+        job.ms = since_ms(job.t0)
+        job.state = DONE
+        job.pointer = job.total
+        job.ev.set()
+
+    def resume_all(self):
+        for lv in sorted(self.records):
+            self.start_migration(self.records[lv])
+        for lv in sorted(self.moves):
+            self.start_move(self.moves[lv])
+
+    def log_level(self, rec):
+        lv = self.t["levels"]
+        lv.append(rec)
+        while len(lv) > MAX_LEVELS:
+            lv.pop(0)
+
+
+def staged_ranges(bm, start, n):
+    """[[first, last]] of the staged addresses (inclusive)."""
+    out = []
+    i = core.next_set(bm, 0, n)
+    while i >= 0:
+        j = core.next_clear(bm, i, n)
+        j = n if j < 0 else j
+        out.append([start + i, start + j - 1])
+        i = core.next_set(bm, j, n) if j < n else -1
+    return out

@@ -1,0 +1,155 @@
+# Migration from an old unit that keeps no pair tables (seed 003 E2, Fig 8 steps 711 / 705).
+#
+# The new unit T pulls the area start..end (inclusive, LV addresses = S addresses) of the
+# old unit's LV over a peer path with PEER_VREAD (firmware/peer.py: every unit answers it,
+# so the old unit runs the plain firmware).  A copy job scans the area from the copy
+# pointer, copy_blocks addresses per step.  The host is online on T meanwhile: an I/O
+# that touches an address of the area at or past the pointer not yet fetched first reads
+# those blocks from S and stores them on T ("staged", I-2.3), then is served by T as
+# usual; the copy passes over staged blocks (T's data is the newest there).
+#
+# Order for a reset: blocks fetched from S are stored and destaged on T before the
+# pointer or a staged bit says so, and that is saved before the I/O goes on; so after a
+# kill T never takes a block for copied that its drives do not hold, and a host write
+# ahead of the pointer is never overwritten by the copy.
+#
+# Every fetch and copy step runs under the feature's lock, which host I/O to the LV takes
+# too (a write stays under it until stored): a copy step never interleaves with a write.
+import binascii
+import struct
+
+from firmware import core, peer, store, wire
+from firmware.link import sleep_ms
+from firmware.raid import GOOD
+
+UNDER = "UNDER MIGRATORY COPYING"
+SIMPLEX = "SIMPLEX"
+RETRY_MS = 50           # a copy step that could not reach S is tried again after this
+
+
+class Fetcher:
+    """Pulls blocks of S's LV over peer path k into this unit's LV (all under mig.lock)."""
+
+    def __init__(self, mig):
+        self.mig = mig
+        u = mig.u
+        self.head = bytearray(1 + wire.IO_HEAD_LEN)
+        self.most = max(1, (u.link.max_payload - 16) // u.bs)
+        self.buf = memoryview(bytearray(self.most * u.bs))
+
+    async def pull(self, m, v, a, n):
+        """S blocks a..a+n-1 -> T (stored in the cache); the first bad status."""
+        u = self.mig.u
+        bs = u.bs
+        while n > 0:
+            k = n if n < self.most else self.most
+            st = await self.read(m["peer"], m["src_lv"], a, k)
+            if st != wire.OK:
+                return st
+            st = await store.write_vol(u, v, a, k, self.buf[:k * bs])
+            if st not in GOOD:
+                return st
+            self.mig.cnt["pulled_blocks"] += k
+            a += k
+            n -= k
+        return wire.OK
+
+    async def read(self, peer_k, src_lv, a, k, timeout=peer.TIMEOUT_MS):
+        """S blocks a..a+k-1 (k <= self.most) into self.buf; the status."""
+        struct.pack_into("<B" + wire.IO_HEAD[1:], self.head, 0, peer.PEER_VREAD, src_lv, a, k)
+        st, p = await peer.request(self.mig.u, wire.CH_PEER + peer_k, wire.K_PEER, self.head, b"", self.buf,
+                                   timeout)
+        if st == wire.OK and p.n != k * self.mig.u.bs:
+            return wire.E_BAD_LENGTH
+        return st
+
+    async def probe(self, peer_k, src_lv, last):
+        """Can S's LV be read up to address `last` over the path?  Its status."""
+        return await self.read(peer_k, src_lv, last, 1, 2000)
+
+
+def new_record(lv, peer_k, src_unit, src_lv, start, end, paused):
+    n = end - start + 1
+    return {"lv": lv, "peer": peer_k, "src_unit": src_unit, "src_lv": src_lv, "start": start,
+            "end": end, "pointer": start, "state": UNDER, "paused": bool(paused),
+            "staged": binascii.hexlify(core.bitmap_new(n)).decode(), "copied": 0, "fetched": 0,
+            "name": "mig%d" % lv}
+
+
+def unfetched(m, bm, a, n):
+    """The first run [x, y) of blocks in a..a+n-1 that an I/O must fetch first, else None."""
+    lo = a if a > m["pointer"] else m["pointer"]
+    hi = a + n
+    if hi > m["end"] + 1:
+        hi = m["end"] + 1
+    if m["state"] != UNDER or lo >= hi:
+        return None
+    s = m["start"]
+    i = core.next_clear(bm, lo - s, hi - s)
+    if i < 0:
+        return None
+    j = core.next_set(bm, i, hi - s)
+    return i + s, (hi if j < 0 else j + s)
+
+
+async def stage_range(mig, m, bm, v, a, n):
+    """Fetch every block of a..a+n-1 that is ahead of the pointer and not staged; the
+    first bad status (then nothing more is marked)."""
+    got = False
+    while True:
+        r = unfetched(m, bm, a, n)
+        if r is None:
+            break
+        x, y = r
+        st = await mig.fetcher.pull(m, v, x, y - x)
+        if st != wire.OK:
+            return st
+        await store.destage(mig.u)
+        core.range_set(bm, x - m["start"], y - x)
+        m["fetched"] += y - x
+        got = True
+    if got:
+        mig.sync_bitmap(m)
+        mig.u.sm.save()
+    return wire.OK
+
+
+async def run(mig, job, m):
+    """The background copy (711): from the pointer to the end of the area."""
+    u = mig.u
+    cb = mig.cfg["copy_blocks"]
+    bm = mig.bitmaps[m["lv"]]
+    while m["state"] == UNDER and mig.live:
+        await job.gate()
+        while True:
+            async with mig.lock:
+                if mig.records.get(m["lv"]) is not m or not mig.live:
+                    return
+                a = m["pointer"]
+                n = min(cb, m["end"] + 1 - a)
+                v = mig.volume(m["lv"])
+                st = wire.OK
+                r = unfetched(m, bm, a, n)
+                while r is not None and st == wire.OK:
+                    x, y = r
+                    st = await mig.fetcher.pull(m, v, x, y - x)
+                    if st == wire.OK:
+                        core.range_set(bm, x - m["start"], y - x)
+                        m["copied"] += y - x
+                        r = unfetched(m, bm, a, n)
+                if st == wire.OK:
+                    await store.destage(u)
+                    m["pointer"] = a + n
+                    job.pointer = (m["pointer"] - m["start"] + cb - 1) // cb
+                    if m["pointer"] > m["end"]:
+                        m["state"] = SIMPLEX
+                        mig.finished(m, job)
+                    mig.sync_bitmap(m)
+                    u.sm.save()
+                    job.stalled = False
+                    job.note = "copied %d, fetched %d" % (m["copied"], m["fetched"])
+                    break
+                job.stalled = True
+                job.note = "stalled: S unreachable (%s)" % wire.status_name(st)
+            await sleep_ms(RETRY_MS)
+        await sleep_ms(0)
