@@ -411,3 +411,39 @@ def test_a_port_that_fails_mid_backup_hands_it_to_another_port_from_632(fab):
     u.job("backup", "resume")
     u.wait_job("backup")
     assert tape.image(2, 32) == img and [s[3] for s in tape.data_frames()] == list(range(0, 32, 4))
+
+
+def test_another_unit_as_the_backup_destination_checks_our_login_and_stores_the_lu(make_rig, tmp_path):
+    import copy
+
+    d = desc()
+    db = copy.deepcopy(d["unit"][0])
+    db["name"] = "db"
+    db["online_backup"] = {"ports": [{"alpa": 0x03}, {"alpa": 0x04}], "allow": [A0, H1]}
+    d["unit"].append(db)
+    rig = make_rig(d)
+    f = ob.FcFabric(rig)
+    h1 = f.add(ob.FcHost(H1))
+    u, v = rig.unit("da"), rig.unit("db")
+    assert h1.login(A0) == wire.OK
+    img = fill(h1, A0, 2, 32, 20)
+    t = ob.backup(u, 2, 0x03, port="A0")["t630"]
+    assert t["dest"] == 0x03
+    u.wait_job("backup")
+    assert u.table("ob_630")["state"] == "done"
+    assert h1.login(0x03) == wire.OK
+    got = b"".join(h1.read(0x03, 2, lba, 16)[1] for lba in (0, 16))
+    assert got == img
+    notes = [x[1] for x in v.table("ob_ports")[0]["trace"] if x[0] in (1301, 1303)]
+    assert notes[:2] == ["Login of 0x01 accepted", "Logout of 0x01"]
+    assert v.table("ob_450") == {"io": 2, "amount": 32, "access": "sequential"}   # only h1's two reads
+    # a named port db does not allow: its Login is refused, the next candidate takes over
+    img0 = fill(h1, A0, 0, 32, 21)
+    r = ob.backup(u, 0, 0x03, port="A1")
+    assert r["t630"]["ports"] == ["A1"]
+    u.wait_job("backup")
+    t = u.table("ob_630")
+    assert (t["state"], t["ports"], t["pinned"]) == ("done", ["A0"], None)
+    tr = [x[1] for x in v.table("ob_ports")[0]["trace"] if x[0] == 1301]
+    assert tr[-2:] == ["Login refused: 0x02 not on the allow-list", "Login of 0x01 accepted"]
+    assert b"".join(h1.read(0x03, 0, lba, 16)[1] for lba in (0, 16)) == img0[:32 * BS]

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from firmware import wire
 from firmware.features.online_backup import fc
 from host.features.tape import Record, TapeDrive, restore  # noqa: F401  (re-exported)
-from host.link import StatusError
+from host.link import LinkError, StatusError
 
 RECENT = 256
 
@@ -144,22 +144,42 @@ class FcFabric:
         unit.link.peer_handler = handler
 
     def from_port(self, unit, link, k, seq, payload):
-        """A request a port sent (an initiator task): delivered to its destination."""
+        """A request a port sent (an initiator task): delivered to its destination, a
+        harness device (answered here) or another unit's port (forwarded by a thread of
+        its own: that unit's answer may take a while)."""
         key = (id(link), k, seq)
         with self.lock:
-            ans = self.recent.get(key)
-        if ans is None:
-            op, src, dst, _, lu, lba, n = struct.unpack_from(wire.FC_HEAD, payload)
-            node = self.nodes.get(dst)
-            if node is None or not hasattr(node, "handle"):
-                st, data = wire.E_PATH_DOWN, b""
-            else:
-                st, data = node.handle(op, src, lu, lba, n, payload[wire.FC_HEAD_LEN:])
-            ans = bytes([st]) + data
-            with self.lock:
-                self.recent[key] = ans
-                while len(self.recent) > RECENT:
-                    self.recent.popitem(last=False)
+            if key in self.recent:
+                ans = self.recent[key]
+                if ans is not None:          # None: still on its way to another unit
+                    link.send(wire.CH_PEER + k, wire.K_FC | wire.RESP, seq, ans)
+                return
+            self.recent[key] = None
+        op, src, dst, _, lu, lba, n = struct.unpack_from(wire.FC_HEAD, payload)
+        node = self.nodes.get(dst)
+        if dst in self.ports:
+            threading.Thread(target=self._forward, args=(link, k, seq, key, dst, bytes(payload)),
+                             daemon=True).start()
+            return
+        if node is None or not hasattr(node, "handle"):
+            st, data = wire.E_PATH_DOWN, b""
+        else:
+            st, data = node.handle(op, src, lu, lba, n, payload[wire.FC_HEAD_LEN:])
+        self._answer(link, k, seq, key, bytes([st]) + data)
+
+    def _forward(self, link, k, seq, key, dst, payload):
+        unit, ch = self.ports[dst]
+        try:
+            st, data = unit._up().request(ch, wire.K_FC, payload)
+        except LinkError:
+            st, data = wire.E_PATH_DOWN, b""
+        self._answer(link, k, seq, key, bytes([st]) + data)
+
+    def _answer(self, link, k, seq, key, ans):
+        with self.lock:
+            self.recent[key] = ans
+            while len(self.recent) > RECENT:
+                self.recent.popitem(last=False)
         link.send(wire.CH_PEER + k, wire.K_FC | wire.RESP, seq, ans)
 
     def send(self, src: int, dst: int, op: int, lu=0, lba=0, n=0, data=b"") -> tuple[int, bytes]:
