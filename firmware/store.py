@@ -5,8 +5,10 @@
 # Every block stored in the cache, by a host write or by a feature's internal copy,
 # goes through write_blocks(): u.cache_observers (async fn(u, gid, glba, count, data))
 # see each one before it counts as stored (the seam for a cache mirrored to a second
-# controller).  Trace events (u.trace) show the channel adapter -> cache -> disk adapter
-# handshake: "stage" (a read miss goes to the group), "staged", "destage", "destaged".
+# controller); u.clean_observers (fn(slot)) see each slot a destage made clean, and
+# u.destage_filter (fn(key) -> bool) keeps the slots another controller destages.
+# Trace events (u.trace) show the channel adapter -> cache -> disk adapter handshake:
+# "stage" (a read miss goes to the group), "staged", "destage", "destaged".
 import asyncio
 
 from firmware import volmap, wire
@@ -153,6 +155,9 @@ async def destage(u):
     it waits), so a retransmission sends the same bytes; `gen` still guards against a
     rewrite in between."""
     todo = u.cache.dirty_slots()
+    owns = u.destage_filter
+    if owns is not None:
+        todo = [s for s in todo if owns(u.cache.key[s])]
     n = min(len(todo), u.raid.lock.nsets)
     if n > 1:
         await asyncio.gather(*[_destager(u, todo) for _ in range(n)])
@@ -220,7 +225,9 @@ async def _destage_slot(u, s):
 def _done(u, s, gen, st):
     c = u.cache
     if st in GOOD:
-        c.mark_clean(s, gen)
+        if c.mark_clean(s, gen):
+            for fn in u.clean_observers:
+                fn(s)
     else:
         c.pin(s)
         u.warn("destage of slot %d failed: %s; data kept in cache" % (s, wire.status_name(st)))

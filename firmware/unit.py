@@ -57,6 +57,9 @@ class Unit:
         self.table_fns = {}
         self.path = iopath.Path()  # the I/O path's stages
         self.cache_observers = []
+        self.clean_observers = []  # fn(slot): a destage made that dirty slot clean
+        self.destage_filter = None  # fn(key) -> False: another controller destages it
+        self.standby = False       # a dual unit's standby controller (features/__init__.py)
         self.frame_observers = []
         self.link.on_frame = self._frame
         self.features = {}         # name -> the feature's object
@@ -91,6 +94,7 @@ class Unit:
             self.destage_ev.set()
         self.high_water = max(1, n // 2)
         # scratch blocks for the widest configured group (the board's max_members bounds it)
+        # rather than for the widest the board allows
         width = max([len(g["members"]) for g in self.sm.t["groups"]] + [2])
         self.raid = Raid(self, self.bs, width, self.board["raid_sets"])
         if nv is not None:

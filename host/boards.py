@@ -31,7 +31,7 @@ BOARDS_DIR = Path(_boards_pkg.__file__).parent
 FIRMWARE_ROOT = Path(firmware.__file__).resolve().parent.parent
 # What the firmware reads from board.json
 FIRMWARE_KEYS = ("name", "core", "max_payload", "cache_slots", "max_members", "workers", "destage_ms", "save_ms",
-                 "retry_ms", "nv_cache", "raid_sets", "rx_chunk")
+                 "retry_ms", "nv_cache", "raid_sets", "rx_chunk", "dual")
 
 
 def load_board(name_or_path) -> dict:

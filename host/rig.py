@@ -41,7 +41,7 @@ class BoardError(RigError):
 
 # unit description keys the harness itself consumes
 HOST_ONLY_KEYS = ("name", "board", "drives", "drive_blocks", "drive_sizes", "backing", "cache_mode",
-                  "group", "volume")
+                  "group", "volume", "controllers")
 
 
 class Unit:
@@ -90,32 +90,41 @@ class Unit:
 
     # ---- lifecycle -----------------------------------------------------------
     def start(self, configure: bool = True, timeout: float = 30.0):
-        ser = self.launcher.start()
-        mp = self.board.get("max_payload", wire.MAX_PAYLOAD)
-        self.port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
-        self.link = BoardLink(self.port, self.name, max_payload=mp, drive_handler=self._serve_drive)
-        self.link.drive_blocks = lambda d: d < len(self.drives) and self.drives[d].faults.blocks()
-        self.link.on_record = self.on_record
-        self.link.announce()
+        self.port, self.link = self._open(self.launcher, self.name, self._serve_drive)
         if self.fabric:
             self.fabric.attach(self)
-        by_url = self.board.get("kind") in ("serial", "labgrid")
-        try:
-            self.hello = self.link.wait_hello(min(timeout, 1.0) if by_url else timeout)
-        except LinkError:
-            if not by_url:
-                log = self._board_log()
-                last = ([x for x in log.splitlines() if x.strip()] or ["no answer"])[-1].strip()
-                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last}")
-                e.log = log          # the board's whole console output
-                raise e from None
-            self.hello = self.mgmt("info", timeout=timeout)   # it booted before we attached: ask
+        self.hello = self._boot(self.link, self.launcher, timeout)
         if configure and not self.hello.get("configured"):
             self.mgmt("configure", config=self.config)
         return self
 
-    def _board_log(self) -> str:
-        get = getattr(self.launcher, "stderr_text", None)
+    def _open(self, launcher, name: str, drive_handler):
+        """Start a board and open its link: (port, link)."""
+        ser = launcher.start()
+        mp = self.board.get("max_payload", wire.MAX_PAYLOAD)
+        port = FaultyPort(ser, self.link_faults, seed=self.fault_seed)
+        link = BoardLink(port, name, max_payload=mp, drive_handler=drive_handler)
+        link.drive_blocks = lambda d: d < len(self.drives) and self.drives[d].faults.blocks()
+        link.on_record = self.on_record
+        link.announce()
+        return port, link
+
+    def _boot(self, link: BoardLink, launcher, timeout: float) -> dict:
+        """The board's hello (BoardError, with its console's last line, if it does not boot)."""
+        by_url = self.board.get("kind") in ("serial", "labgrid")
+        try:
+            return link.wait_hello(min(timeout, 1.0) if by_url else timeout)
+        except LinkError:
+            if not by_url:
+                log = self._board_log(launcher)
+                last = ([x for x in log.splitlines() if x.strip()] or ["no answer"])[-1].strip()
+                e = BoardError(f"unit {self.name} on board {self.board['name']} did not boot: {last}")
+                e.log = log          # the board's whole console output
+                raise e from None
+            return link.mgmt("info", timeout=timeout)   # it booted before we attached: ask
+
+    def _board_log(self, launcher=None) -> str:
+        get = getattr(launcher or self.launcher, "stderr_text", None)
         return (get() or "").strip()[-2000:] if get else ""
 
     def stop(self):
@@ -283,7 +292,13 @@ class Rig:
         for ud in desc.get("unit", []):
             if ud["name"] in self.units:
                 raise RigError(f"unit {ud['name']!r} defined twice")
-            u = Unit(ud, self.block_size, self.state_dir, board, labgrid=desc.get("labgrid"))
+            kind = Unit
+            if ud.get("controllers", 1) == 2:
+                from host.dual import DualUnit  # two boards, one unit (docs/dual.md)
+                kind = DualUnit
+            elif "dual" in ud.get("features", []):
+                raise RigError(f"unit {ud['name']}: feature dual needs controllers = 2")
+            u = kind(ud, self.block_size, self.state_dir, board, labgrid=desc.get("labgrid"))
             u.fabric = self.fabric
             self.units[u.name] = u
         for p in desc.get("path", []):
@@ -291,6 +306,9 @@ class Rig:
                 if end not in self.units:
                     raise RigError(f"path {p['a']}-{p['b']}: no unit {end!r}")
             self.fabric.add_path(p["a"], p["b"])
+        for u in self.units.values():
+            if hasattr(u, "ctrls"):     # its controllers' own path comes after the rig's
+                u.sibling = len(self.fabric.peers.get(u.name, []))
         self.hosts: dict[str, HostComputer] = {}
         for i, hd in enumerate(desc.get("host", [])):
             if hd["unit"] not in self.units:

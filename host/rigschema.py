@@ -58,6 +58,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cache_mode": Key("str", "write-back", "acknowledge writes in the cache, or once on the drives",
                           choices=("write-back", "write-through")),
         "fault_seed": Key("int", 0, "seed of the host <-> board link's fault injection"),
+        "controllers": Key("int", 1, "boards in the unit: 2 is a dual-controller unit over the same drives "
+                           "(docs/dual.md)", choices=(1, 2)),
         "ldev_blocks": Key("int", note="each group is one LDEV",
                            doc="LDEV capacity in blocks: groups are cut into LDEVs of this size (tables 300/310, "
                                "docs/architecture.md)"),

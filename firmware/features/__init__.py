@@ -31,7 +31,7 @@
 from firmware import iopath
 from firmware.args import Refused
 
-BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup", "migration")
+BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup", "migration", "dual")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
 PLANNED = ("remote_copy",)
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
@@ -64,6 +64,10 @@ def load(name):
         from firmware.features import migration
 
         return migration
+    if name == "dual":
+        from firmware.features import dual
+
+        return dual
     if name in PLANNED:
         raise Refused("feature %r is not built yet" % (name,))
     raise Refused("unknown feature %r (features: %s)" % (name, ", ".join(BUILT)))
@@ -194,12 +198,22 @@ def attach_all(u):
     u.features = {}
     u.path = iopath.Path()
     for name in u.sm.t["config"].get("features", []):
-        reg = Registration(u, name)
-        try:
-            reg.obj = load(name).attach(u, reg)
-        except Exception as e:
-            reg.detach()
-            u.warn("feature %s not attached: %s" % (name, e))
-            continue
-        u.regs[name] = reg
-        u.features[name] = reg.obj
+        attach_one(u, name)
+
+
+def attach_one(u, name):
+    """Attach one configured feature (reported and skipped if it fails).  A standby
+    controller of a dual unit (u.standby) attaches only the features that run there
+    (STANDBY = True in their package); the others attach when it takes over."""
+    reg = Registration(u, name)
+    try:
+        mod = load(name)
+        if u.standby and not getattr(mod, "STANDBY", False):
+            return
+        reg.obj = mod.attach(u, reg)
+    except Exception as e:
+        reg.detach()
+        u.warn("feature %s not attached: %s" % (name, e))
+        return
+    u.regs[name] = reg
+    u.features[name] = reg.obj

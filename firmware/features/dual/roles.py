@@ -1,0 +1,159 @@
+# Roles of the two controllers: joining at boot, takeover when the master dies,
+# resynchronisation and the handback to controller A when it returns (seed 004: "upon
+# detecting an unrecoverable error in controller A, an error controller 900 notifies
+# controller B ... controller B receives data and management information from the cache
+# memory and continues execution"; after recovery the work may be switched back).
+#
+# join       a booting controller asks its sibling (control message "join").  A master
+#            sibling starts mirroring to it, sends it the SM and every dirty block, then
+#            answers: the new one is a standby in step.  No answer (the sibling is down)
+#            or a sibling that is joining too (both booting; A wins): it becomes master.
+# handback   controller A, once in step, asks the master B for its role back: B stops
+#            taking host I/O and destaging, puts its features' state into SM, detaches
+#            them, lets its destages in flight end, sends its last notices and SM, and
+#            answers; A becomes master (features attached from the mirrored SM).
+# takeover   the error controller's notice (op dual_takeover, which the harness sends
+#            when it kills the master's board): the standby checks that its sibling is
+#            gone, becomes master alone, attaches the features (jobs resume from their
+#            SM records) and destages the mirrored dirty data.
+from firmware import features, peer, wire
+from firmware.features.dual import mirror
+from firmware.features.dual.state import JOINING, MASTER, STANDBY
+from firmware.link import sleep_ms
+
+SUB_CTL = 0x63        # JSON control messages between the two controllers
+SEQ_GAP = 1 << 20     # a new master numbers its writes above anything in flight from the old one
+ALIVE_MS = 1000
+ROLE_MS = 60000       # a join or a handback waits for a whole resync
+
+
+def attach_others(u):
+    for name in u.sm.t["config"].get("features", []):
+        if name not in u.regs:
+            features.attach_one(u, name)
+
+
+def detach_others(u, own):
+    for name in list(u.regs):
+        if name != own:
+            u.regs.pop(name).detach()
+            u.features.pop(name, None)
+
+
+def become_master(d, seq=0):
+    u = d.u
+    d.seq = max(d.seq, seq) + SEQ_GAP
+    d.role = MASTER
+    u.standby = False
+    attach_others(u)
+    u.destage_ev.set()
+    u.trace("dual_master", d.letter(), d.peer_up)
+
+
+async def join(d):
+    """At boot: find out the role (tries join_tries times while the sibling is joining too)."""
+    u = d.u
+    for _ in range(d.cfg["join_tries"]):
+        st, r = await peer.call(u, d.sib, SUB_CTL, {"op": "join", "from": d.me}, timeout=ROLE_MS)
+        if st == wire.OK and r.get("role") == MASTER:
+            d.role = STANDBY
+            d.seq = max(d.seq, r.get("seq", 0))
+            d.c["resyncs"] += 1
+            u.trace("dual_standby", d.letter())
+            if d.me == 0:
+                await ask_handback(d)
+            return
+        if st != wire.OK or d.me == 0:
+            become_master(d)
+            return
+        await sleep_ms(20)      # B: A is booting too and will be master; ask again
+    become_master(d)
+
+
+async def ask_handback(d):
+    st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "handback", "from": d.me},
+                          timeout=ROLE_MS)
+    if st == wire.OK:
+        d.peer_up = True
+        become_master(d, r.get("seq", 0))
+        d.c["handbacks"] += 1
+    else:
+        d.u.warn("dual: handback refused: %s" % r.get("error"))
+
+
+async def hand_over(d):
+    """This master gives the role to its sibling (in step): see the header."""
+    u = d.u
+    d.role = STANDBY
+    u.standby = True
+    u.sm.save()               # the features' runtime state into SM, then they stop
+    detach_others(u, "dual")
+    c = u.cache
+    for _ in range(5000):     # destages in flight end (a slot is busy while on its way)
+        if not any(c.busy):
+            break
+        await sleep_ms(2)
+    await mirror.flush_notes(d)
+    d.sm_sent = 0
+    await mirror.push_sm(d)
+    d.c["handbacks"] += 1
+    u.trace("dual_standby", d.letter())
+
+
+async def take_over(d):
+    """Op dual_takeover: (status, reply)."""
+    if d.role == MASTER:
+        return wire.OK, d.info()
+    st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "alive"}, timeout=ALIVE_MS)
+    if st == wire.OK:
+        return wire.E_STATE, {"error": "controller %s is alive (%s): no takeover" % ("AB"[1 - d.me], r.get("role"))}
+    if d.role == JOINING:
+        return wire.E_STATE, {"error": "controller %s never joined its sibling: its cache is not a mirror"
+                              % d.letter()}
+    d.peer_up = False
+    d.c["takeovers"] += 1
+    become_master(d)
+    return wire.OK, d.info()
+
+
+async def _alive(d):
+    return wire.OK, {"role": d.role}
+
+
+async def _drop(d):
+    if d.role == MASTER:
+        return wire.E_STATE, {"error": "controller %s is master" % d.letter()}
+    mirror.drop_cache(d)
+    return wire.OK, {}
+
+
+async def _join(d):
+    if d.role != MASTER:
+        return wire.OK, {"role": d.role}
+    st = await mirror.resync(d, SUB_CTL)
+    if st != wire.OK:
+        return st, {"error": "resync failed: %s" % wire.status_name(st)}
+    return wire.OK, {"role": MASTER, "seq": d.seq}
+
+
+async def _handback(d):
+    if d.role != MASTER or not d.peer_up:
+        return wire.E_STATE, {"error": "controller %s is %s%s" % (
+            d.letter(), d.role, "" if d.peer_up else " and not in step with its sibling")}
+    await hand_over(d)
+    return wire.OK, {"role": STANDBY, "seq": d.seq}
+
+
+CONTROLS = {"alive": _alive, "drop": _drop, "join": _join, "handback": _handback}
+
+
+async def on_ctl(d, u, req, p):
+    """A control message from the sibling (SUB_CTL): {"op": alive | drop | join | handback}."""
+    msg = peer.decode(u, req, p)
+    if msg is None:
+        return
+    fn = CONTROLS.get(msg.get("op"))
+    if fn is None:
+        return peer.answer(u, req, wire.E_BAD_PARAM, {"error": "unknown dual control %r" % (msg.get("op"),)})
+    st, r = await fn(d)
+    peer.answer(u, req, st, r)

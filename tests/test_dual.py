@@ -1,0 +1,189 @@
+"""Two boards, one unit (seed 004; docs/dual.md): controller A and controller B, two
+MicroPython boards over the same drives, the cache and SM mirrored, takeover when A's
+board is killed, resynchronisation and handback when it returns."""
+import copy
+import struct
+
+import pytest
+from conftest import have_micropython
+
+from firmware import wire
+from host.features import volcopy as vc
+from host.link import StatusError
+from host.rig import Rig, RigError
+
+pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython not installed")
+
+UNIT = {
+    "name": "u0", "controllers": 2, "drives": 4, "drive_blocks": 96, "backing": "memory",
+    "features": ["dual", "volcopy"], "volcopy": {"track_blocks": 4},
+    "group": [{"id": 0, "level": 5, "members": [0, 1, 2], "spares": [3], "auto_rebuild": False}],
+    "volume": [{"id": 0, "group": 0, "blocks": 64}, {"id": 1, "group": 0, "start": 64, "blocks": 64}],
+}
+
+
+def desc(**changes):
+    u = copy.deepcopy(UNIT)
+    u.update(changes)
+    return {"rig": {"name": "dual", "block_size": 512}, "unit": [u], "host": [{"name": "h0", "unit": "u0"}]}
+
+
+@pytest.fixture
+def rig():
+    with Rig(desc(), board="emulator") as r:
+        yield r
+
+
+def hold_all(u):
+    for d in range(len(u.drives)):
+        u.inject(d, "hold")
+
+
+def release_all(u):
+    for d in range(len(u.drives)):
+        u.inject(d, "release")
+
+
+def test_both_boards_share_the_drives_and_a_is_master(rig):
+    u = rig.unit()
+    assert u.master() == "A"
+    a, b = u.ctrl_table("A", "dual"), u.ctrl_table("B", "dual")
+    assert (a["role"], b["role"]) == ("master", "standby")
+    assert a["peer_up"] and a["sibling_path"] == 0
+    assert u.ctrl(0).launcher.proc.pid != u.ctrl(1).launcher.proc.pid
+    h = rig.host()
+    h.write(0, 0, 8)
+    u.flush()
+    assert sum(d.counters["blocks_written"] for d in u.drives) > 0
+    assert h.verify_all(0, 8) == 0
+
+
+def test_an_acknowledged_write_is_in_both_caches(rig):
+    u, h = rig.unit(), rig.host()
+    hold_all(u)                    # nothing reaches the drives: the data lives in the caches
+    try:
+        for lba in (3, 10, 11, 40):
+            h.write(0, lba, 1)
+        for lba in (3, 10, 11, 40):
+            want = h.verifier.expected(0, lba)
+            for c in "AB":
+                blk = u.cached_block(c, 0, lba)      # volume 0 starts at group block 0
+                assert blk["state"] == "dirty" and blk["data"] == want, (c, lba)
+        assert u.cached_block("A", 0, 40)["seq"] == u.cached_block("B", 0, 40)["seq"]
+        rows = {(r[0], r[1]) for r in u.ctrl_table("B", "dual_cache")}
+        assert {(0, 3), (0, 10), (0, 11), (0, 40)} <= rows
+        assert u.ctrl_table("B", "dual")["puts_applied"] >= 4
+    finally:
+        release_all(u)
+    u.flush()
+    # A destaged; its clean notices reach B (a flush is a barrier for them)
+    u.mgmt("dual_sync")
+    assert u.ctrl_table("B", "dual")["dirty"] == 0
+    assert u.cached_block("B", 0, 10)["state"] == "clean"
+
+
+def test_the_standby_refuses_host_io_and_a_takeover_while_a_lives(rig):
+    u = rig.unit()
+    b = u.ctrl(1).link
+    head = struct.pack(wire.IO_HEAD, 0, 0, 1)
+    assert b.request(wire.CH_HOST, wire.K_WRITE, head + bytes(512))[0] == wire.E_STATE
+    assert b.request(wire.CH_HOST, wire.K_READ, head)[0] == wire.E_STATE
+    assert u.ctrl_table("B", "dual")["refused_io"] == 2
+    r = b.mgmt("dual_takeover", check=False)
+    assert r["_status"] == wire.E_STATE and "alive" in r["error"]
+    assert u.ctrl_table("B", "dual")["role"] == "standby"
+
+
+def test_takeover_mid_workload_loses_no_acknowledged_write(rig):
+    u, h = rig.unit(), rig.host()
+    for lba in range(0, 64, 4):
+        h.write(0, lba, 2)
+    u.flush()
+    hold_all(u)                    # A cannot destage: what follows is only in the caches
+    try:
+        for lba in (1, 5, 6, 7, 20, 33, 50, 63):
+            h.write(0, lba, 1)
+        dirty_a = u.ctrl_table("A", "dual")["dirty"]
+        assert dirty_a >= 8 and u.ctrl_table("B", "dual")["dirty"] >= 8
+        u.kill_controller("A")     # SIGKILL of A's board with its destages held
+        assert u.master() == "B"
+        assert u.ctrl_table("B", "dual")["takeovers"] == 1
+    finally:
+        release_all(u)            # A's held drive requests are fenced: they never land
+    assert h.verify_all(0, 64) == 0
+    h.write(0, 2, 3)                      # hosts go on, on B
+    u.flush()
+    assert u.ctrl_table("B", "dual")["dirty"] == 0
+    assert h.verify_all(0, 64) == 0
+
+
+def test_volcopy_job_continues_on_b_from_its_sm_state(rig):
+    u, h = rig.unit(), rig.host()
+    for lba in range(0, 64, 2):
+        h.write(0, lba, 2)
+    assert vc.pair_create(u, 0, 1, paused=True)["job"] == "vcgen0"
+    vc.step(u, "vcgen0", 5)
+    h.write(0, 1, 1)                      # a track already copied changes again (its bit set)
+    u.mgmt("save")                        # the copy's record and bitmap to SM (and to B)
+    rec_b = u.ctrl_table("B", "volcopy")["pairs"][0]
+    assert rec_b["use"] and rec_b["job"]["copied"] >= 5
+    u.kill_controller("A")
+    job = u.job("vcgen0")                 # now on B, resumed from its SM record
+    assert job["state"] == "paused" and job["copied"] >= 5
+    u.job("vcgen0", "resume")
+    assert u.wait_job("vcgen0")["state"] == "done"
+    p = vc.pair(u, 0)
+    assert p["state"] == vc.GEN_DONE and p["G"] == [[0, 0]]     # A's mark behind the pointer, on B
+    orig, copy = u.read(0, 0, 64), u.read(1, 0, 64)
+    assert copy[512:1024] != orig[512:1024] and copy[2048:] == orig[2048:]
+    vc.pair_split(u, 0, 1)                # the division copy takes the marked track
+    u.wait_job("vcdiv0")
+    assert vc.pair(u, 0)["state"] == vc.DIV_DONE
+    assert u.read(1, 0, 64) == u.read(0, 0, 64)
+
+
+def test_a_returns_resynchronises_and_takes_its_role_back(rig):
+    u, h = rig.unit(), rig.host()
+    h.write(0, 0, 4)
+    u.kill_controller("A")
+    hold_all(u)
+    try:
+        for lba in (8, 9, 30):
+            h.write(0, lba, 1)            # on B, dirty there only while A is down
+        u.restart_controller("A")         # A drops its old cache, gets B's, takes over
+        assert u.master() == "A"
+        a, b = u.ctrl_table("A", "dual"), u.ctrl_table("B", "dual")
+        assert (a["role"], b["role"]) == ("master", "standby")
+        assert a["handbacks"] == 1 and b["handbacks"] == 1 and b["resync_blocks"] >= 3
+        for lba in (8, 9, 30):
+            assert u.cached_block("A", 0, lba)["data"] == h.verifier.expected(0, lba)
+        h.write(0, 31, 1)                 # mirrored to B again
+        assert u.cached_block("B", 0, 31)["data"] == h.verifier.expected(0, 31)
+    finally:
+        release_all(u)
+    assert h.verify_all(0, 64) == 0
+    u.kill_controller("B")                # and A carries on alone
+    assert u.master() == "A"
+    h.write(0, 40, 2)
+    assert h.verify_all(0, 64) == 0
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"controllers": 3}, "controllers must be one of 1, 2"),
+    ({"controllers": 1}, "feature dual needs controllers = 2"),
+])
+def test_bad_rig_descriptions(changes, words):
+    with pytest.raises(RigError) as e:
+        Rig(desc(**changes), board="emulator")
+    assert words in str(e.value)
+
+
+@pytest.mark.parametrize("features, words", [
+    (["dual", "sparing"], "feature 'sparing' does not run on a two-controller unit"),
+    (["volcopy", "dual"], "dual: must be the first feature"),
+])
+def test_features_that_cannot_run_dual_are_refused(features, words):
+    r = Rig(desc(features=features), board="emulator")
+    with pytest.raises(StatusError) as e:
+        r.start()
+    assert e.value.status == wire.E_BAD_PARAM and words in str(e.value)
