@@ -31,9 +31,9 @@
 from firmware import iopath
 from firmware.args import Refused
 
-BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup", "migration", "dual")
+BUILT = ("sparing", "volcopy", "parity_unit", "mirror", "online_backup", "migration", "dual", "remote_copy")
 # Where the coming capabilities go (firmware/features/<name>/): not built yet.
-PLANNED = ("remote_copy",)
+PLANNED = ()
 CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush", "save", "peer_ping",
             "trace", "lv_resolve", "ldev_alloc", "ldev_free")
 
@@ -68,6 +68,10 @@ def load(name):
         from firmware.features import dual
 
         return dual
+    if name == "remote_copy":
+        from firmware.features import remote_copy
+
+        return remote_copy
     if name in PLANNED:
         raise Refused("feature %r is not built yet" % (name,))
     raise Refused("unknown feature %r (features: %s)" % (name, ", ".join(BUILT)))

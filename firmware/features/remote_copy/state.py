@@ -1,0 +1,185 @@
+# Remote copy (seed 003 E1 / E5): settings, the SM tables and their lookups.
+#
+# SM table "remote_copy" (persisted):
+#   "830"  pair tables, a fixed pool: {use, 831 other controller#, 832 other LV#, 833 own
+#          LV#, 834 copy start, 835 copy end, 836 state, 837 copy pointer, path (peer
+#          index to the other unit), bits (changed tracks, hex), why, paused, copied,
+#          scanned}.  One per area of an LV(S).
+#   "820"  group tables, a fixed pool: {use, lv, entries: [830# or -1 per group]}.  One
+#          per LV(S) with pairs (805 = its number; 804 = COPY SOURCE).
+#   "900"  T LV info, one per copy destination: {lv, 903 [emulation, capacity], 904,
+#          905 source controller#, 906 source LV#, 907 [[start, end], ...], state, path}.
+# Bitmaps: one bit per track of the area (bit 0 = the track holding 834); bytearrays at
+# run time, hex in SM (refreshed before each SM save).
+import asyncio
+import binascii
+
+from firmware import core, ldev
+from firmware.args import need_int, need_table, only_keys
+
+SIMPLEX = "SIMPLEX"
+COPYING = "UNDER COPYING"
+DUPLEX = "DUPLEX"
+SUSPENDED = "SUSPENDED"
+SOURCE = "COPY SOURCE"
+DEST = "COPY DESTINATION"
+NONE = -1
+# setting: (lo, hi, default)
+SETTINGS = {
+    "controller": (0, 65535, None),   # this unit's controller number (the user's)
+    "pairs": (1, 64, 8),              # 830 pool size
+    "groups": (1, 64, 4),             # 820 pool size
+    "group_blocks": (1, 1 << 20, 16),  # open systems: group = address // group_blocks
+    "probe_ms": (0, 60000, 0),        # try a suspended-by-fault pair's path this often (0: only rc_resync)
+}
+
+
+def settings(cfg):
+    c = need_table(cfg, "remote_copy")
+    only_keys(c, SETTINGS, "remote_copy")
+    out = {}
+    for k in SETTINGS:
+        lo, hi, d = SETTINGS[k]
+        out[k] = need_int(c, k, lo, hi) if d is None else need_int(c, k, lo, hi, d)
+    return out
+
+
+def free_pair():
+    return {"use": 0, "831": NONE, "832": NONE, "833": NONE, "834": 0, "835": 0, "836": SIMPLEX, "837": 0,
+            "path": NONE, "bits": "", "why": "", "paused": False, "copied": 0, "scanned": 0}
+
+
+def track_blocks(em):
+    return ldev.EMULATIONS.get(em, (1, 0))[0]
+
+
+def group_size(cfg, em):
+    """Blocks per group: a cylinder for a mainframe type, else group_blocks."""
+    tb, heads = ldev.EMULATIONS.get(em, (1, 0))
+    return tb * heads if heads else cfg["group_blocks"]
+
+
+class RC:
+    """The feature's runtime on one unit (either side)."""
+
+    def __init__(self, u, cfg):
+        self.u = u
+        self.cfg = cfg
+        self.live = True
+        t = u.sm.t.get("remote_copy")
+        if t is None:
+            t = {"830": [free_pair() for _ in range(cfg["pairs"])],
+                 "820": [{"use": 0, "lv": NONE, "entries": []} for _ in range(cfg["groups"])],
+                 "900": []}
+            u.sm.t["remote_copy"] = t
+            u.sm.save()
+        self.t = t
+        self.bm = {}
+        self.locks = {}
+        self.bufs = {}
+        for i in range(len(t["830"])):
+            s = t["830"][i]
+            self.locks[i] = asyncio.Lock()
+            # a forward's request head and answer buffer, one per pair (no allocation per write)
+            self.bufs[i] = (bytearray(10), bytearray(16))
+            if s["use"]:
+                self.bm[i] = bytearray(binascii.unhexlify(s["bits"]))
+        self.jobs = {}
+        self.cnt = {"forwarded": 0, "forwarded_blocks": 0, "copied": 0, "copied_blocks": 0, "marked": 0,
+                    "suspends": 0, "remote_writes": 0}
+        self.index()
+
+    # ---- lookups --------------------------------------------------------------------
+    def index(self):
+        """sources: LV# -> 820#; dests: LV# -> 900 entry."""
+        self.sources = {}
+        for k in range(len(self.t["820"])):
+            g = self.t["820"][k]
+            if g["use"]:
+                self.sources[g["lv"]] = k
+        self.dests = {}
+        for d in self.t["900"]:
+            self.dests[d["lv"]] = d
+
+    def is_source(self, v):
+        return v["id"] in self.sources
+
+    def is_dest(self, v):
+        return v["id"] in self.dests
+
+    def pair(self, i):
+        return self.t["830"][i]
+
+    def pairs_of(self, lv):
+        """The 830#s of an LV(S), in area order."""
+        k = self.sources.get(lv)
+        if k is None:
+            return []
+        out = []
+        for i in self.t["820"][k]["entries"]:
+            if i != NONE and i not in out:
+                out.append(i)
+        out.sort(key=lambda i: self.t["830"][i]["834"])
+        return out
+
+    def gsize(self, v):
+        return group_size(self.cfg, v.get("emulation", "OPEN"))
+
+    def hit(self, v, lba, count):
+        """830#s whose 820 entries the groups of lba..lba+count-1 name (805 -> 820 -> 830)."""
+        k = self.sources.get(v["id"])
+        if k is None:
+            return []
+        ents = self.t["820"][k]["entries"]
+        gs = self.gsize(v)
+        out = []
+        g = lba // gs
+        last = (lba + count - 1) // gs
+        while g <= last and g < len(ents):
+            i = ents[g]
+            if i != NONE and i not in out:
+                out.append(i)
+            g += 1
+        return out
+
+    # ---- changed tracks -----------------------------------------------------------------
+    def tracks(self, i):
+        """(first track, blocks per track) of pair i's bitmap."""
+        s = self.t["830"][i]
+        tb = track_blocks(self.em(s["833"]))
+        return s["834"] // tb, tb
+
+    def em(self, lv):
+        v = ldev.volume(self.u, lv)
+        return v.get("emulation", "OPEN") if v is not None else "OPEN"
+
+    def mark(self, i, a, b):
+        """Tracks holding addresses a..b of pair i changed; True if a bit was new."""
+        t0, tb = self.tracks(i)
+        bm = self.bm[i]
+        new = False
+        t = a // tb
+        while t <= b // tb:
+            if not core.bit_test(bm, t - t0):
+                core.bit_set(bm, t - t0)
+                new = True
+            t += 1
+        if new:
+            self.cnt["marked"] += 1
+        return new
+
+    def changed_tracks(self, i):
+        bm = self.bm.get(i)
+        return core.count(bm, 0, len(bm) * 8) if bm else 0
+
+    def sync(self):
+        """Before each SM save: bitmaps to hex, pause flags."""
+        if self.u.sm.t.get("remote_copy") is not self.t:
+            return
+        for i in self.bm:
+            self.t["830"][i]["bits"] = binascii.hexlify(self.bm[i]).decode()
+        for i in self.jobs:
+            self.t["830"][i]["paused"] = self.jobs[i].state == "paused"
+
+    def detach(self):
+        self.live = False
