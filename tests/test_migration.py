@@ -53,6 +53,7 @@ def units(make_rig):
     old, new = rig.unit("old"), rig.unit("new")
     src = rand(64, 1)
     old.write(0, 0, src)
+    old.flush()                       # on S's drives: a kill of the old board keeps it
     return rig, old, new, src
 
 
@@ -127,6 +128,23 @@ def test_a_cut_path_fails_the_fetch_and_stalls_the_copy_until_it_returns(units):
     rig.fabric.paths[0].cut = False
     new.job("mig1", "resume")
     new.wait_job("mig1")
+    assert new.read(1, 0, 64) == src
+
+
+def test_the_old_board_killed_mid_migration_stalls_the_copy_until_it_is_back(units):
+    rig, old, new, src = units
+    mg.assign(new, 1, 64)
+    mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63, paused=True)
+    mg.step(new, "mig1", 2)
+    old.kill()
+    with pytest.raises(StatusError) as e:                      # a fetch cannot be served
+        new.read(1, 30, 1)
+    assert e.value.status in (wire.E_PATH_DOWN, wire.E_TIMEOUT)
+    new.job("mig1", "resume")
+    new.wait_for(lambda u: u.job("mig1")["stalled"], what="copy stalled")
+    assert mg.migration(new, 1)["306"] == 8
+    old.start(configure=False)                                 # S's data is on its drives
+    assert new.wait_job("mig1")["state"] == "done"
     assert new.read(1, 0, 64) == src
 
 
@@ -312,3 +330,22 @@ def test_no_levelling_when_the_spread_is_small(make_rig):
     assert [x["moves"] for x in r] == [[], []]
     assert [g["utilization"] for g in r[0]["groups"]] == [10, 0, 0]
     assert new.table("mig_moves") == []
+    refused(new, wire.E_BAD_PARAM, "mig_clock", advance=-1)
+    new.read(0, 5, 1)                                          # counted in the running period
+    new.mgmt("save")
+    new.restart()                                              # the clock and the periods persist
+    s = new.table("mig_stats")
+    assert (s["clock"], s["period_start"]) == (250, 200)
+    assert [d["random_read"] for d in s["ldevs"]][:2] == [1, 0]
+    assert mg.period(new)["period"] == 1 and len(new.table("mig_levels")) == 2
+    assert [x["period"] for x in mg.clock(new, 50)["periods"]] == [2]
+
+
+def test_a_levelling_check_needs_a_finished_period(make_rig):
+    rig = make_rig(desc())
+    new = rig.unit("new")
+    refused(new, wire.E_STATE, "mig_level")
+    new.write(0, 0, rand(1, 13))
+    mg.clock(new, 1000)
+    r = mg.level(new)                                          # the same period checked again
+    assert r["period"] == 0 and r["moves"] == []
