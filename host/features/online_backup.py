@@ -110,16 +110,21 @@ class FcFabric:
         self.rig = rig
         self.inner = rig.fabric
         self.nodes: dict[int, object] = {}
-        self.ports: dict[int, tuple] = {}          # alpa -> (unit, channel)
-        self.recent: OrderedDict = OrderedDict()   # (link id, k, seq) -> answer
+        self.ports: dict[int, tuple] = {}          # alpa -> (unit, channel, controller or None)
+        self.recent: OrderedDict = OrderedDict()   # (link id, k, seq) -> answer (None: on its way)
         self.lock = threading.Lock()
         for u in rig.units.values():
             s = u.config.get("online_backup")
             if s is None:
                 continue
             base = wire.CH_PEER + s.get("fc_channel", 14)
-            for i, p in enumerate(s.get("ports", [{"alpa": 1}, {"alpa": 2}])):
-                self.ports[p["alpa"]] = (u, base + i)
+            dual = hasattr(u, "ctrls")
+            # a two-controller unit with ports_b: A's and B's AL-PAs, each live while its
+            # controller is the master; without ports_b, B takes A's AL-PAs over
+            for key, ctl in (("ports", "A" if dual and "ports_b" in s else s.get("controller")),
+                             ("ports_b", "B")):
+                for i, p in enumerate(s.get(key, [{"alpa": 1}, {"alpa": 2}] if key == "ports" else [])):
+                    self.ports[p["alpa"]] = (u, base + i, ctl if dual else None)
             u.fabric = self
             if u.link is not None:
                 self.attach(u)
@@ -132,16 +137,32 @@ class FcFabric:
         return node
 
     # ---- the rig's fabric, wrapped (Unit.start calls attach) -----------------------------
+    def _chans(self, unit):
+        return {ch - wire.CH_PEER for (u, ch, _) in self.ports.values() if u is unit}
+
     def attach(self, unit):
         self.inner.attach(unit)
         inner = unit.link.peer_handler
-        chans = {ch - wire.CH_PEER for (u, ch) in self.ports.values() if u is unit}
+        chans = self._chans(unit)
 
         def handler(link, k, kind, seq, payload, low=-1):
             if k in chans and kind == wire.K_FC:
                 return self.from_port(unit, link, k, seq, payload)
             return inner(link, k, kind, seq, payload, low)
         unit.link.peer_handler = handler
+
+    def route(self, src: str, k: int, kind: int, seq: int, payload: bytes, low: int = -1):
+        """The rig fabric's route() (a two-controller unit routes its master's peer frames here)."""
+        unit = self.rig.units[src]
+        if kind == wire.K_FC and k in self._chans(unit):
+            return self.from_port(unit, unit.link, k, seq, payload)
+        return self.inner.route(src, k, kind, seq, payload, low)
+
+    def add_path(self, a, b):
+        return self.inner.add_path(a, b)
+
+    def __getattr__(self, name):          # paths, peers, peer_index ... of the rig's fabric
+        return getattr(self.__dict__["inner"], name)
 
     def from_port(self, unit, link, k, seq, payload):
         """A request a port sent (an initiator task): delivered to its destination, a
@@ -168,7 +189,7 @@ class FcFabric:
         self._answer(link, k, seq, key, bytes([st]) + data)
 
     def _forward(self, link, k, seq, key, dst, payload):
-        unit, ch = self.ports[dst]
+        unit, ch, _ = self.ports[dst]
         try:
             st, data = unit._up().request(ch, wire.K_FC, payload)
         except LinkError:
@@ -186,7 +207,9 @@ class FcFabric:
         """A frame from a host to a port: (status, data)."""
         if dst not in self.ports:
             return wire.E_PATH_DOWN, b""
-        unit, ch = self.ports[dst]
+        unit, ch, ctl = self.ports[dst]
+        if ctl is not None and unit.master() != ctl:
+            return wire.E_PATH_DOWN, b""             # that controller's ports are not serving
         body = fc.head(op, src, dst, lu, lba, n) + data
         for _ in range(200):
             st, out = unit._up().request(ch, wire.K_FC, body)

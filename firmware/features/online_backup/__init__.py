@@ -129,8 +129,14 @@ class OnlineBackup:
                                               "sched": self.sched.info(), "controller": self.st["controller"]})
 
 
+def controller(u):
+    """"A" or "B" when this board is one controller of a two-controller unit, else None."""
+    d = u.board.get("dual")
+    return "AB"[d["controller"]] if isinstance(d, dict) and d.get("controller") in (0, 1) else None
+
+
 def attach(u, reg):
-    ob = OnlineBackup(u, state.settings(u.sm.t["config"]))
+    ob = OnlineBackup(u, state.settings(u.sm.t["config"], controller(u)))
     ob.tables(reg)
     ops.add(reg, ob)
     reg.peer_kind(wire.K_FC, ob.frame)

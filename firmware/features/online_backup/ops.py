@@ -30,8 +30,8 @@ def add(reg, ob):
         if not isinstance(r, dict) or not r:
             raise Refused("roles must be a table {port: role}")
         for k in r:
-            if ob.port(k) is None:
-                raise Refused("no port %r" % (k,))
+            if k not in ob.sm["t640"]:
+                raise Refused("no port %r (ports: %s)" % (k, ", ".join(sorted(ob.sm["t640"]))))
             need_choice(r, k, ROLES)
         ob.sm["t640"].update(r)
         u.sm.save()

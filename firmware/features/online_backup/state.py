@@ -15,7 +15,7 @@ from firmware.args import Refused, is_int, need_choice, need_int, need_list, nee
 
 ROLES = ("backup", "online", "both")
 MODES = ("backup_first", "online_first")
-SETTINGS = ("controller", "ports", "allow", "roles", "dest", "parallel", "priority", "fc_channel",
+SETTINGS = ("controller", "ports", "ports_b", "allow", "roles", "dest", "parallel", "priority", "fc_channel",
             "load_period", "switch_interval", "timer_interval", "max_spread", "spread_threshold",
             "transfer_threshold", "copy_chunk")
 IDLE = "idle"
@@ -40,29 +40,40 @@ def port_names(cfg):
     return [c + str(i) for i in range(len(cfg.get("ports", [])))]
 
 
-def settings(cfg):
-    """The feature's settings, checked (raises Refused); defaults filled in."""
+def _alpas(s, key, default):
+    ports = need_list(s, key, default=default)
+    if not ports or len(ports) > 2:
+        raise Refused("online_backup: a controller has 1 or 2 ports, got %d in %s" % (len(ports), key))
+    out = []
+    for p in ports:
+        only_keys(p, ("alpa",), "online_backup." + key)
+        out.append(check_alpa(p.get("alpa"), "port alpa"))
+    return out
+
+
+def settings(cfg, letter=None):
+    """The feature's settings, checked (raises Refused); defaults filled in.  `letter`
+    is the controller this board is (a two-controller unit's board definition says):
+    controller B uses `ports_b` (without it, A's AL-PAs: B takes the ports over)."""
     s = need_table(cfg, "online_backup")
     only_keys(s, SETTINGS, "online_backup")
-    ctl = need_choice(s, "controller", ("A", "B"), default="A")
-    ports = need_list(s, "ports", default=[{"alpa": 0x01}, {"alpa": 0x02}])
-    if not ports or len(ports) > 2:
-        raise Refused("online_backup: a controller has 1 or 2 ports, got %d" % len(ports))
-    alpas = []
-    for p in ports:
-        only_keys(p, ("alpa",), "online_backup.ports")
-        alpas.append(check_alpa(p.get("alpa"), "port alpa"))
+    ctl = letter or need_choice(s, "controller", ("A", "B"), default="A")
+    a_alpas = _alpas(s, "ports", [{"alpa": 0x01}, {"alpa": 0x02}])
+    b_alpas = _alpas(s, "ports_b", None) if "ports_b" in s else []
     allow = need_list(s, "allow", default=[])
     for a in allow:
         check_alpa(a, "allow entry")
-    for a in alpas:
-        if alpas.count(a) > 1 or a in allow:
+    every = a_alpas + b_alpas + allow
+    for a in every:
+        if every.count(a) > 1:
             raise Refused("online_backup: AL-PA 0x%02x used twice" % a)
-    names = [ctl + str(i) for i in range(len(ports))]
+    alpas = b_alpas if ctl == "B" and b_alpas else a_alpas
+    names = [ctl + str(i) for i in range(len(alpas))]
+    every_name = ["A%d" % i for i in range(len(a_alpas))] + ["B%d" % i for i in range(max(len(b_alpas), len(a_alpas)))]
     roles = need_table(s, "roles")
     for k in roles:
-        if k not in names:
-            raise Refused("online_backup.roles: no port %r (ports: %s)" % (k, ", ".join(names)))
+        if k not in every_name:
+            raise Refused("online_backup.roles: no port %r (ports: %s)" % (k, ", ".join(every_name)))
         need_choice(roles, k, ROLES)
     dest = check_alpa(s["dest"], "dest") if "dest" in s else 0
     out = {
@@ -78,8 +89,8 @@ def settings(cfg):
         "transfer_threshold": need_int(s, "transfer_threshold", 0, default=1024),
         "copy_chunk": need_int(s, "copy_chunk", 1, 4096, default=4),
     }
-    if out["fc_channel"] + len(ports) > 16:
-        raise Refused("online_backup: fc_channel %d leaves no channel for port %d" % (out["fc_channel"], len(ports)))
+    if out["fc_channel"] + len(alpas) > 16:
+        raise Refused("online_backup: fc_channel %d leaves no channel for port %d" % (out["fc_channel"], len(alpas)))
     return out
 
 
@@ -94,7 +105,7 @@ def init(sm, st):
     if ob is not None:
         return ob
     roles = {}
-    for n in st["names"]:
+    for n in ("A0", "A1", "B0", "B1"):
         roles[n] = st["roles"].get(n, "both")
     ob = {"clock": 0, "allow": list(st["allow"]),
           "t610": {"io": 0, "amount": 0}, "t620": {"io": 0, "amount": 0},
