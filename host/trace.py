@@ -11,7 +11,9 @@ one line per frame, in the order the host saw them:
 began; `digest` is a BLAKE2b-64 of the payload; responses carry `status`.  The payload
 itself (`data`, base64) is kept for what a replay needs: the host's own requests
 (host ports, management) and the management replies (small JSON).  Harness actions
-that are not frames (drive faults injected, board restarts) are lines with "event".
+that are not frames (drive faults injected, board restarts) are lines with "event";
+so are the firmware's trace events (tracing on: `{"event": "trace", "text": "mirror
+JOB1 701 4 2 1"}`, after the LOG frame that carried them).
 A frame the fabric carries between two units is recorded once, on the link it left.
 """
 from __future__ import annotations
@@ -111,6 +113,10 @@ class Recorder:
             rec["t"] = round(time.monotonic() - self.t0, 6)
             self.frames += 1
             self._write(rec)
+            if ch == wire.CH_LOG and kind == wire.K_LOG and bytes(payload[:2]) == b"T ":
+                # a firmware trace event (u.trace, e.g. a job's step): readable as text
+                self._write({"t": rec["t"], "unit": link.name, "event": "trace",
+                             "text": bytes(payload[2:]).decode(errors="replace")})
 
     def event(self, unit: str, name: str, **args):
         with self.lock:

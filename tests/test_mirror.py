@@ -151,3 +151,22 @@ def test_sub_board_killed_mid_write_leaves_both_volumes_equal_after_restart(pair
     sub.write(0, 2, rand(1, 15))                 # and the pair works on
     main.write(0, 3, rand(1, 16))
     assert hm.on_drives(main) == hm.on_drives(sub)
+
+
+def test_a_recorded_trace_shows_the_job_chain_and_the_path_traffic_in_order(pair, tmp_path):
+    from host.trace import Recorder, read
+
+    rig, main, sub = pair
+    rec = Recorder(rig, tmp_path / "t.jsonl")
+    sub.write(0, 5, rand(2, 20))
+    rec.close()
+    seen = []
+    for r in read(tmp_path / "t.jsonl")[1]:
+        if r.get("event") == "trace" and r["text"].startswith("mirror ") and " 603 " not in " " + r["text"]:
+            seen.append((r["unit"], " ".join(r["text"].split()[1:3])))
+        elif r.get("kind") == "PEER" and r.get("dir") == "rx" and not r.get("status"):
+            seen.append((r["unit"], "PEER %d" % r["len"]))
+    # which job sent what, in order: the forward carries the data, the copy back none
+    assert seen == [("sub", "JOB1 701"), ("sub", "JOB1 704"), ("sub", "JOB3 714"), ("sub", "PEER %d" % (12 + 2 * BS)),
+                    ("main", "JOB4 719"), ("main", "JOB5 726"), ("main", "PEER 12"), ("sub", "JOB2 711"),
+                    ("sub", "JOB3 718"), ("sub", "JOB1 707")]
