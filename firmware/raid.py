@@ -40,7 +40,10 @@ class Raid:
         self.u = unit
         self.dka = unit.dka
         self.bs = block_size
-        self.nscratch = max_members + 1
+        # a set of scratch blocks serves one row of a group of at most max_members:
+        # a method reads at most n - 1 members into sc[0 .. n-2] and builds its parity
+        # or result in sc[-1] (rebuild_row: scratch[-1], reconstruct: sc[:n-1])
+        self.nscratch = max(2, max_members)
         self.scratch = self._set()
         # row locks: `sets` tasks at once on rows of healthy groups (0: all exclusive)
         self.lock = RowLocks([self._set() for _ in range(sets)])
