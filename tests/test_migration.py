@@ -349,3 +349,75 @@ def test_a_levelling_check_needs_a_finished_period(make_rig):
     mg.clock(new, 1000)
     r = mg.level(new)                                          # the same period checked again
     assert r["period"] == 0 and r["moves"] == []
+
+
+# ---- interleavings: host I/O between copy steps, checked against a model ------------------
+
+def run_interleaved(u, job, vol, model, rng, steps, ops_per_step=3):
+    """Seeded: a few host reads / writes of 1-3 blocks anywhere in the volume between
+    single copy steps; every read must equal the model."""
+    nblocks = len(model) // BS
+    for _ in range(steps):
+        for _ in range(ops_per_step):
+            n = rng.randint(1, 3)
+            a = rng.randrange(0, nblocks - n + 1)
+            if rng.random() < 0.5:
+                data = rng.randbytes(n * BS)
+                u.write(vol, a, data)
+                model[a * BS:(a + n) * BS] = data
+            else:
+                assert u.read(vol, a, n) == bytes(model[a * BS:(a + n) * BS]), (a, n)
+        if u.job(job)["state"] != "done":
+            mg.step(u, job, 1)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_migration_with_host_io_between_every_step_matches_the_model(units, seed):
+    rig, old, new, src = units
+    mg.assign(new, 1, 64)
+    mg.migrate(new, 1, peer=0, src_lv=0, start=8, end=55, paused=True)
+    model = bytearray(new.read(1, 0, 8)) + bytearray(src[8 * BS:56 * BS]) + bytearray(new.read(1, 56, 8))
+    run_interleaved(new, "mig1", 1, model, random.Random(seed), 14)
+    new.job("mig1", "resume")
+    new.wait_job("mig1")
+    assert new.read(1, 0, 64) == bytes(model)
+    assert old.read(0, 0, 64) == src                           # S is only read
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_rearrangement_with_host_io_between_every_step_matches_the_model(make_rig, seed):
+    rig = make_rig(desc())
+    new = rig.unit("new")
+    model = bytearray(rand(32, seed))
+    new.write(0, 0, bytes(model))
+    mg.place(new, 0, 0, 31, group=1, paused=True)
+    run_interleaved(new, "mv0", 0, model, random.Random(seed), 9)
+    new.job("mv0", "resume")
+    new.wait_job("mv0")
+    assert new.read(0, 0, 32) == bytes(model) == mg.on_drives(new, 1, 0, 32)
+
+
+def writes(u, vol, model, rng, k):
+    for _ in range(k):
+        a = rng.randrange(0, len(model) // BS - 1)
+        data = rng.randbytes(2 * BS)
+        u.write(vol, a, data)
+        model[a * BS:(a + 2) * BS] = data
+
+
+def test_host_writes_while_the_copies_run_free_all_land(units):
+    """The jobs are not held: whatever the interleaving, every acknowledged write is
+    there at the end (the copy steps and host I/O to the LV exclude each other)."""
+    rig, old, new, src = units
+    mg.assign(new, 1, 64)
+    mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63)
+    model = bytearray(src)
+    rng = random.Random(5)
+    writes(new, 1, model, rng, 24)
+    new.wait_job("mig1")
+    assert new.read(1, 0, 64) == bytes(model)
+    mg.place(new, 1, 0, 63, group=2)
+    writes(new, 1, model, rng, 24)
+    new.wait_job("mv1")
+    assert new.read(1, 0, 64) == bytes(model)
+    assert [d for d, _ in mg.entries(new, 1)] == [8, 9, 10, 11]
