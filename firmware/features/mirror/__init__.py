@@ -67,10 +67,9 @@ def attach(u, reg):
 
         side = sub.SubSide(u, cfg, volume(u, vid))
         reg.stage("read", side.read, when=lambda v: v["id"] == vid)
-        reg.table("mirror_515", lambda u: [side.t515[k] for k in sorted(side.t515)])
+        reg.table("mirror_515", lambda u: side.live())
         reg.table("mirror_514", lambda u: side.pending())
-        reg.table("mirror_521", lambda u: [{"entry": k, "bytes": side.t515[k]["520"][1] * u.bs}
-                                           for k in sorted(side.t515)])
+        reg.table("mirror_521", lambda u: [{"entry": e["entry"], "bytes": e["520"][1] * u.bs} for e in side.live()])
         reg.task(side.resyncer(side.pull))
         if side.comm.disk:
             reg.task(side.comm.run())

@@ -72,7 +72,7 @@ class Comm:
                 await self.ev.wait()
                 continue
             await job.gate()
-            e = side.t515.get(self.q.pop(0))
+            e = side.find(self.q.pop(0))
             if e is None:
                 continue
             lba, count = e["520"]

@@ -18,22 +18,49 @@ class SubSide(chain.Pair):
     def __init__(self, u, cfg, v):
         chain.Pair.__init__(self, u, cfg)
         self.comm = Comm(self, cfg)
-        self.t515 = {}            # entry -> {516, 517, 518, 519, 520} and its slot / progress
+        # 515: one entry per 521 slot, allocated here and filled per write
+        self.ents = [{"entry": 0, "516": self.vol, "517": self.peer_vol, "518": self.out, "519": "write",
+                      "520": [0, 0], "slot": i, "live": False, "chained": False, "on603": False}
+                     for i in range(len(self.comm.slots.free))]
         self.notes = {}           # note id -> [lba, count] of a main-host write in flight
         self.blocks = v["blocks"]
         self.pend = core.bitmap_new(v["blocks"])
         self.ex2 = self.comm.kind == "none"        # example 2: JOB3 runs in the sub volume
 
     # ---- the pending list (514) ------------------------------------------------------
+    def live(self):
+        return sorted([e for e in self.ents if e["live"]], key=lambda e: e["entry"])
+
+    def find(self, n):
+        for e in self.ents:
+            if e["live"] and e["entry"] == n:
+                return e
+        return None
+
     def pending(self):
-        out = [e["520"] for e in self.t515.values() if not e["chained"]]
+        out = [e["520"] for e in self.live() if not e["chained"]]
         return out + list(self.notes.values()) + list(self.st["resync"])
 
     def changed(self):
         pend = self.pend
         core.range_clear(pend, 0, self.blocks)
-        for lba, count in self.pending():
-            core.range_set(pend, lba, count)
+        for e in self.ents:
+            if e["live"] and not e["chained"]:
+                core.range_set(pend, e["520"][0], e["520"][1])
+        for a in self.notes.values():
+            core.range_set(pend, a[0], a[1])
+        for a in self.st["resync"]:
+            core.range_set(pend, a[0], a[1])
+
+    def fill(self, i, n, lba, count, on603):
+        e = self.ents[i]
+        e["entry"] = n
+        e["520"][0] = lba
+        e["520"][1] = count
+        e["chained"] = False
+        e["on603"] = on603
+        e["live"] = True
+        return e
 
     def restarted(self):
         # the main unit restarted: its noticed writes may be on its volume and not on ours
@@ -55,9 +82,7 @@ class SubSide(chain.Pair):
         n = self.st["next"]
         self.st["next"] = n % 65535 + 1
         slots.put(i, data)
-        e = {"entry": n, "516": self.vol, "517": self.peer_vol, "518": self.out, "519": "write",
-             "520": [lba, count], "slot": i, "chained": False, "on603": not self.comm.disk}
-        self.t515[n] = e                                          # 701
+        e = self.fill(i, n, lba, count, not self.comm.disk)       # 701
         self.changed()
         self.ev("JOB1", 701, lba, count, n)
         if self.mode == "async" and self.comm.disk:
@@ -116,16 +141,15 @@ class SubSide(chain.Pair):
             i = await self.comm.slots.take()
             data = self.comm.slots.data(i, count * u.bs)
             await store.read_vol(u, self.comm.volume(), lba, count, data)
-            e = {"entry": n, "516": self.vol, "517": self.peer_vol, "518": self.out, "519": "write",
-                 "520": [lba, count], "slot": i, "chained": False, "on603": True}
-            self.t515[n] = e
+            e = self.fill(i, n, lba, count, True)
             self.changed()
             self.ev("JOB1", "replay", lba, count, n)
             self.cnt["replayed"] += 1
             asyncio.create_task(self.forward(e))
 
     def release(self, e):
-        if e["chained"] and e["on603"] and self.t515.pop(e["entry"], None) is not None:
+        if e["chained"] and e["on603"] and e["live"]:
+            e["live"] = False
             self.comm.slots.give(e["slot"])
         self.changed()
 
@@ -146,8 +170,8 @@ class SubSide(chain.Pair):
             self.ev("JOB2", 710, lba, count)
             return wire.E_CHECK
         if op == chain.OP_COPY and not len(data):                 # [0058]: the data is in 521
-            e = self.t515.get(entry)
-            if e is None or e["520"] != [lba, count]:
+            e = self.find(entry)
+            if e is None or e["520"][0] != lba or e["520"][1] != count:
                 return wire.E_STATE
             data = self.comm.slots.data(e["slot"], count * u.bs)
         elif len(data) != count * u.bs:
