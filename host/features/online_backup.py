@@ -126,7 +126,7 @@ class FcFabric:
                 for i, p in enumerate(s.get(key, [{"alpa": 1}, {"alpa": 2}] if key == "ports" else [])):
                     self.ports[p["alpa"]] = (u, base + i, ctl if dual else None)
             u.fabric = self
-            if u.link is not None:
+            if u.link is not None and not dual:   # a dual unit routes through route() itself
                 self.attach(u)
 
     def add(self, node):
@@ -142,6 +142,8 @@ class FcFabric:
 
     def attach(self, unit):
         self.inner.attach(unit)
+        if hasattr(unit, "ctrls"):     # a dual unit sets its boards' handlers (they call route())
+            return
         inner = unit.link.peer_handler
         chans = self._chans(unit)
 
