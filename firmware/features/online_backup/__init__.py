@@ -10,7 +10,7 @@ from firmware.args import Refused
 from firmware.features.online_backup import fc, ops, state
 from firmware.features.online_backup.backup import Backup
 from firmware.features.online_backup.pairs import Pairs
-from firmware.features.online_backup.ports import Port, record
+from firmware.features.online_backup.ports import Port, put, record
 from firmware.features.online_backup.sched import Sched
 
 
@@ -92,10 +92,7 @@ class OnlineBackup:
             return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
         if op == fc.READ and nbytes + 1 > link.max_payload:
             return link.respond(req.ch, req.kind, req.seq, wire.E_TOO_LONG)
-        hr = port.hr
-        hr["port_id"] = src
-        hr["command"] = ["RD" if op == fc.READ else "WR", lu, lba, n]
-        hr["cache_adr"] = ["CACHE", lu, lba]
+        put(port.hr, src, "RD" if op == fc.READ else "WR", lu, lba, n)
         if op != fc.DATA:             # backup data from another unit is not host load
             port.count(op, lu, lba, n)
         await self.sched.online_begin()

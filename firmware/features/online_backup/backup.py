@@ -11,6 +11,7 @@ from firmware import cha, store, wire
 from firmware.args import Refused
 from firmware.features.online_backup import choose
 from firmware.features.online_backup.initiator import Initiator
+from firmware.features.online_backup.ports import put
 from firmware.features.online_backup.state import check_alpa, fresh_630
 from firmware.jobs import DONE, FAILED, Job
 
@@ -181,9 +182,7 @@ class Backup:
                 return "read of LU %d at %d: %s" % (t["lu"], bp, wire.status_name(st))
             c["backup_reads"] += n
         p = init.port
-        p.ti["port_id"] = t["dest"]
-        p.ti["command"] = ["WR", t["lu"], bp, n]
-        p.ti["cache_adr"] = ["CACHE", t["lu"], bp]
+        put(p.ti, t["dest"], "WR", t["lu"], bp, n)
         st = await init.send(t["lu"], bp, n, data)
         if st != wire.OK:
             self.inits.pop(p.name, None)

@@ -4,6 +4,7 @@
 # Login ends the task with no data and no Logout; a port that goes down ends it ABORTED
 # (nothing more is sent).
 import asyncio
+import struct
 
 from firmware import peer, wire
 from firmware.features.online_backup import fc
@@ -23,11 +24,12 @@ class Initiator:
         self.done = asyncio.Event()
         self.st = wire.OK
         self.into = bytearray(4)
+        self.hb = bytearray(wire.FC_HEAD_LEN)   # the frame head, filled in place per frame
 
     async def _send(self, op, lu=0, lba=0, n=0, data=b""):
         p = self.port
-        h = fc.head(op, p.alpa, self.dest, lu, lba, n)
-        st, _ = await peer.request(p.ob.u, p.ch, wire.K_FC, h, data, self.into)
+        struct.pack_into(wire.FC_HEAD, self.hb, 0, op, p.alpa, self.dest, 0, lu, lba, n)
+        st, _ = await peer.request(p.ob.u, p.ch, wire.K_FC, self.hb, data, self.into)
         return st
 
     async def run(self):

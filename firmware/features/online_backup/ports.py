@@ -16,7 +16,22 @@ TRACE_MAX = 32
 
 
 def record():
-    return {"port_id": None, "command": None, "cache_adr": None}
+    return {"port_id": None, "command": [None, 0, 0, 0], "cache_adr": [None, 0, 0]}
+
+
+def put(rec, peer, op, lu, lba, n):
+    """Fill a 410-440 record in place (no allocation per command): the peer's AL-PA,
+    the command (RD / WR, lu, lba, n) and the cache address of the data."""
+    rec["port_id"] = peer
+    c = rec["command"]
+    c[0] = op
+    c[1] = lu
+    c[2] = lba
+    c[3] = n
+    a = rec["cache_adr"]
+    a[0] = "CACHE"
+    a[1] = lu
+    a[2] = lba
 
 
 class Session:
