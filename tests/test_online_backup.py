@@ -447,3 +447,28 @@ def test_another_unit_as_the_backup_destination_checks_our_login_and_stores_the_
     tr = [x[1] for x in v.table("ob_ports")[0]["trace"] if x[0] == 1301]
     assert tr[-2:] == ["Login refused: 0x02 not on the allow-list", "Login of 0x01 accepted"]
     assert b"".join(h1.read(0x03, 0, lba, 16)[1] for lba in (0, 16)) == img0[:32 * BS]
+
+
+def test_one_port_carries_online_io_and_the_backup_at_once(fab):
+    from firmware.features.online_backup import fc
+
+    u, f, tape, h1, h2 = fab(roles={"A1": "online"})
+    assert h1.login(A0) == wire.OK
+    img = fill(h1, A0, 2, 32, 22)
+    ob.backup(u, 2, TAPE, paused=True)
+    ob.step(u, 1)                                            # A0's initiator task is logged in
+    assert h2.login(A0) == wire.OK                           # the dispatcher made a target task meanwhile
+    tasks = sorted(map(tuple, u.table("ob_ports")[0]["tasks"]))
+    assert tasks == [("initiator", TAPE), ("target", H1), ("target", H2)]
+    assert h2.write(A0, 0, 0, rand(2, 23)) == wire.OK
+    ob.step(u, 1)
+    assert h2.read(A0, 2, 4, 4) == (wire.OK, img[4 * BS:8 * BS])
+    # frames that do not check out move nothing
+    assert h2._req(A0, fc.WRITE, 2, 0, 2, rand(1, 24))[0] == wire.E_BAD_LENGTH
+    assert h2._req(A0, 99, 2, 0, 1)[0] == wire.E_UNKNOWN_KIND
+    assert h2.write(A0, 9, 0, rand(1, 25)) == wire.E_NO_VOLUME
+    assert h2.read(A0, 2, 0, 4) == (wire.OK, img[:4 * BS])
+    u.job("backup", "resume")
+    u.wait_job("backup")
+    assert tape.image(2, 32) == img
+    assert sorted(map(tuple, u.table("ob_ports")[0]["tasks"])) == [("target", H1), ("target", H2)]
