@@ -21,7 +21,10 @@ INFLIGHT = 2        # dirty, and being destaged: its row may be half written
 
 
 class NVCache:
-    def __init__(self, path, nslots, block_size):
+    def __init__(self, path, nslots, block_size, scratch=None):
+        """scratch: a buffer of at least REC_LEN + block_size bytes to build records
+        in (the unit lends its link's frame encoder buffer: both are used only inside
+        one synchronous call, never across an await), else one of our own."""
         self.path = path
         self.n = nslots
         self.bs = block_size
@@ -32,8 +35,10 @@ class NVCache:
         except OSError:
             mode = "w+b"
         self.f = open(path, mode, 0)   # unbuffered: each record reaches the OS at once
-        self.rec = bytearray(self.stride)
-        self.recmv = memoryview(self.rec)
+        if scratch is None or len(scratch) < self.stride:
+            scratch = bytearray(self.stride)
+        self.rec = scratch
+        self.recmv = memoryview(scratch)[:self.stride]
         self.one = bytearray(1)
         self.writes = 0
         self.frozen = False   # set when the board loses power: nothing reaches the file
@@ -44,7 +49,7 @@ class NVCache:
         struct.pack_into(REC, self.rec, 0, MAGIC, key, gen, DIRTY)
         self.recmv[REC_LEN:] = data
         self.f.seek(i * self.stride)
-        self.f.write(self.rec)
+        self.f.write(self.recmv)
         self.writes += 1
 
     def clean(self, i):
@@ -65,7 +70,7 @@ class NVCache:
         out = []
         for i in range(self.n):
             self.f.seek(i * self.stride)
-            k = self.f.readinto(self.rec)
+            k = self.f.readinto(self.recmv)
             if k != self.stride:
                 break
             magic, key, gen, state = struct.unpack_from(REC, self.rec, 0)
@@ -79,7 +84,7 @@ class NVCache:
         struct.pack_into(PLOG, self.rec, 0, PLOG_MAGIC, row, gid, member, DIRTY)
         self.recmv[REC_LEN:] = data
         self.f.seek(self.n * self.stride)
-        self.f.write(self.rec)
+        self.f.write(self.recmv)
         self.writes += 1
 
     def plog_clear(self):
@@ -92,7 +97,7 @@ class NVCache:
     def plog_get(self):
         """(group, row, member, data) of a parity-log record still open, or None."""
         self.f.seek(self.n * self.stride)
-        if self.f.readinto(self.rec) != self.stride:
+        if self.f.readinto(self.recmv) != self.stride:
             return None
         magic, row, gid, member, state = struct.unpack_from(PLOG, self.rec, 0)
         if magic != PLOG_MAGIC or state != DIRTY:

@@ -85,7 +85,7 @@ class Unit:
         n = self.board["cache_slots"]
         nv = None
         if self.board.get("nv_cache"):
-            nv = NVCache(self.sm.path[:-len("sm.json")] + "cache.nv", n, self.bs)
+            nv = NVCache(self.sm.path[:-len("sm.json")] + "cache.nv", n, self.bs, self.link.enc.enc)
         if self.cache is not None and self.cache.nv is not None:
             self.cache.nv.close()
         self.cache = Cache(n, self.bs, nv)
