@@ -111,7 +111,7 @@ class FcFabric:
         self.inner = rig.fabric
         self.nodes: dict[int, object] = {}
         self.ports: dict[int, tuple] = {}          # alpa -> (unit, channel, controller or None)
-        self.recent: OrderedDict = OrderedDict()   # (link id, k, seq) -> answer (None: on its way)
+        self.recent: OrderedDict = OrderedDict()   # (link, k, seq) -> answer (None: on its way)
         self.lock = threading.Lock()
         for u in rig.units.values():
             s = u.config.get("online_backup")
@@ -170,7 +170,7 @@ class FcFabric:
         """A request a port sent (an initiator task): delivered to its destination, a
         harness device (answered here) or another unit's port (forwarded by a thread of
         its own: that unit's answer may take a while)."""
-        key = (id(link), k, seq)
+        key = (link, k, seq)      # the link itself: a restarted board's new link never matches
         with self.lock:
             if key in self.recent:
                 ans = self.recent[key]
@@ -218,12 +218,6 @@ class FcFabric:
             if st != wire.E_BUSY:
                 return st, out
         return st, out
-
-    def forget(self, unit):
-        """After a board restart, its requests are numbered from 1 again."""
-        with self.lock:
-            for key in [key for key in self.recent if key[0] == id(unit.link)]:
-                del self.recent[key]
 
 
 # ---- the feature's ops and tables on a rig Unit ---------------------------------------------
