@@ -140,6 +140,13 @@ def frames_read_block(bs: int) -> list[int]:
     return [1 + bs, 1 + bs]    # DREAD response (status + data), READ response
 
 
+def frames_write_block(bs: int) -> list[int]:
+    """Payload sizes of the data frames of a one-block random RAID5 write, destaged as a
+    read-modify-write: the host's WRITE, old data and old parity in (DREAD responses),
+    new data and new parity out (DWRITEs)."""
+    return [wire.IO_HEAD_LEN + bs, 1 + bs, 1 + bs, wire.DIO_HEAD_LEN + bs, wire.DIO_HEAD_LEN + bs]
+
+
 def bound_mbps(frames: list[int], host_bytes: int, rate_of) -> float:
     """Link-limited MB/s: host_bytes per I/O over the time the frames need at rate_of(size)."""
     t = sum(wire_bytes(p) / rate_of(wire_bytes(p)) for p in frames)

@@ -8,6 +8,7 @@ Writes OUT_DIR (default: the JSON's folder):
   report.json        the same data: goals, infos, fio jobs (fio's JSON job shape)
   io_throughput.png  MB/s against block size, per board and direction
   io_latency.png     p50 and p99 latency against block size
+  io_iodepth.png     link efficiency against queue depth, per board and job, with the goals
   copy_dirty.png     volume-copy resync time against the fraction of dirty tracks
 bench/run.py runs the suite and then this.
 """
@@ -106,6 +107,47 @@ def fio_jobs(benches) -> list[dict]:
     return [b["extra_info"]["fio"] for b in benches if "fio" in b.get("extra_info", {})]
 
 
+def depth_jobs(benches) -> list[dict]:
+    """The queue-depth sweep's jobs (test_io_depth), by board, job and depth."""
+    js = [b["extra_info"]["fio_depth"] for b in benches if "fio_depth" in b.get("extra_info", {})]
+    return sorted(js, key=lambda j: (j["board"], j["rw"], j["bs"], j["iodepth"]))
+
+
+def depth_rows(js) -> list[list]:
+    return [[j["job"], j["iodepth"], j["iops"], j["MBps"], j["p50_us"], j["p99_us"], j["p99_9_us"],
+             j["bound_MBps"], j["efficiency"]] for j in js]
+
+
+def depth_plot(js, out: Path, plt, quick: bool) -> list[str]:
+    if not js:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[tuple, list] = {}
+    for j in js:
+        series.setdefault((j["board"], j["job"].split("-", 1)[1].rsplit("-qd", 1)[0]), []).append(j)
+    for (board, name), pts in sorted(series.items()):
+        pts.sort(key=lambda j: j["iodepth"])
+        ax.plot([j["iodepth"] for j in pts], [j["efficiency"] for j in pts], marker="o",
+                linestyle="-" if board == "cpython" else "--", label="%s %s" % (board, name))
+    for board, goal in (("emulator", 0.7), ("cpython", 0.9)):
+        ax.axhline(goal, color="grey", linestyle=":", linewidth=1)
+        ax.text(1, goal, " goal %s %.1f" % (board, goal), va="bottom", fontsize=7, color="grey")
+    ax.set_xscale("log", base=2)
+    depths = sorted({j["iodepth"] for j in js})
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_xlabel("queue depth (iodepth)")
+    ax.set_ylabel("link efficiency (achieved / link-limited MB/s)")
+    ax.set_title("Link efficiency against queue depth")
+    ax.set_ylim(0, 1.0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _finish(fig, ax, quick)
+    fig.tight_layout()
+    fig.savefig(out / "io_iodepth.png", dpi=110)
+    plt.close(fig)
+    return ["io_iodepth.png"]
+
+
 def label(b) -> str:
     """A benchmark's row label for people: `test_io[emulator-write-64K]` -> `io (emulator, write, 64K)`."""
     name = b.get("name", "")
@@ -177,6 +219,7 @@ def plots(benches, out: Path, quick: bool = False) -> list[str]:
         fig.savefig(out / "io_latency.png", dpi=110)
         plt.close(fig)
         made.append("io_latency.png")
+    made += depth_plot(depth_jobs(benches), out, plt, quick)
     resync = [b for b in benches if (b.get("group") or "").startswith("volcopy-resync-")]
     if resync:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -245,6 +288,9 @@ def make(path, out=None, quick=None) -> Path:
           md_table(["test", "bound MB/s", "efficiency", "echo MB/s by frame size"],
                    extra_rows([b for b in benches if "efficiency" in b.get("extra_info", {})], "io-",
                               ["bound_MBps", "efficiency", "echo_MBps"])), "",
+          "## I/O against queue depth (link efficiency as above; goals at iodepth 16 and p99 / p50 at 1)", "",
+          md_table(["job", "iodepth", "IOPS", "MB/s", "p50 us", "p99 us", "p99.9 us", "bound MB/s", "efficiency"],
+                   depth_rows(depth_jobs(benches))), "",
           "## Copy engines", "",
           md_table(["test", "rows", "seconds", "rows/s", "us per row"],
                    extra_rows(benches, "copy-rebuild", ["rows", "seconds", "rows_per_s", "us_per_row"])), "",

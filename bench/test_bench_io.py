@@ -111,3 +111,67 @@ def test_io(benchmark, unit, rw, size):
         board, name, s["iops"], s["MBps"], s["p50_us"], s["p99_us"],
         "; bound %.2f MB/s, efficiency %.3f" % (bound, s["MBps"] / bound) if bound else ""))
     assert s["ios"] > 0
+
+
+# ---- queue depth ------------------------------------------------------------------------
+# The same rig, three jobs at iodepth 1, 4 and 16.  Goals: link efficiency at iodepth 16
+# (>= 0.7 emulator, >= 0.9 CPython) and p99 <= 3 x p50 at iodepth 1.  The figures go to
+# extra_info["fio_depth"] (not "fio": the block-size plots stay at queue depth 1).
+DEPTH_JOBS = [("randread", "4K"), ("randwrite", "4K"), ("write", "64K")]
+DEPTHS = [1, 4, 16]
+TAIL_GOAL = 3.0
+
+
+def bound_of(rw, bs, u, rates):
+    """(link-limited MB/s, what) for the jobs the efficiency is defined for."""
+    rate_of = lb.nearest_rate(rates)
+    if rw == "write" and bs == 64 * 1024:
+        return (lb.bound_mbps(lb.frames_write_stripe(MEMBERS - 1, CHUNK, BS, u.link.max_payload), bs, rate_of),
+                "64 KiB full-stripe RAID5 writes")
+    if rw == "randread" and bs == 4096:
+        return lb.bound_mbps(lb.frames_read_block(BS), bs, rate_of), "4 KiB random reads"
+    if rw == "randwrite" and bs == 4096:
+        return lb.bound_mbps(lb.frames_write_block(BS), bs, rate_of), "4 KiB random RAID5 writes"
+    return None, None
+
+
+@pytest.mark.parametrize("rw,size,depth", [(rw, size, d) for rw, size in DEPTH_JOBS for d in DEPTHS],
+                         ids=["%s-%s-qd%d" % (rw, size, d) for rw, size in DEPTH_JOBS for d in DEPTHS])
+def test_io_depth(benchmark, unit, rw, size, depth):
+    board, rig, rates = unit
+    u = rig.unit()
+    bs = SIZES[size]
+    name = "%s-%s" % (rw, size)
+    side = "read" if rw == "randread" else "write"
+    res = {}
+
+    def run():
+        jf = fio.load(JOB_FILE, sections=[name], overrides={"runtime": SECONDS, "iodepth": depth})
+        plan = fio.plan(jf, rig)
+        tx0, rx0 = lb.link_bytes(u)
+        res["job"] = fio.run(plan, rig).jobs[0]
+        tx1, rx1 = lb.link_bytes(u)
+        res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
+
+    benchmark.group = "iodepth-%s-%s" % (board, name)
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    job = res["job"]
+    assert job.planned.spec.iodepth == depth and not job.io_errors
+    s = job.summary(side, board=board, iodepth=depth)
+    s["job"] = "%s-%s-qd%d" % (board, name, depth)
+    bound, what = bound_of(rw, bs, u, rates)
+    s["bound_MBps"] = round(bound, 2)
+    s["efficiency"] = round(s["MBps"] / bound, 3)
+    s["link_MBps"] = round(res["link_bytes"] / job.elapsed_s / 1e6, 2)
+    benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "iodepth": depth, "fio_depth": s,
+                                 "fio_json": dict(job.json(), jobname=s["job"])})
+    if depth == 16:
+        benchmark.extra_info["goal"] = {"name": "link efficiency, %s, %s, iodepth 16" % (what, board),
+                                        "value": s["efficiency"], "goal": GOAL[board]}
+    elif depth == 1:
+        tail = round(s["p99_us"] / s["p50_us"], 2) if s["p50_us"] else 0.0
+        benchmark.extra_info["goal"] = {"name": "p99 / p50, %s, %s, iodepth 1" % (what, board),
+                                        "value": tail, "goal": TAIL_GOAL, "lower": True}
+    print("\n%s %s qd%d: %.1f IOPS %.2f MB/s p50 %.0f us p99 %.0f us p99.9 %.0f us; efficiency %.3f" % (
+        board, name, depth, s["iops"], s["MBps"], s["p50_us"], s["p99_us"], s["p99_9_us"], s["efficiency"]))
+    assert s["ios"] > 0

@@ -447,9 +447,12 @@ def _pipeline(u, its: list, complete):
 
     pc = time.perf_counter_ns
     chunk = u._io_chunk()
-    cap = max(1, min(len(its), u.hello.get("workers", len(its) + 1) - 1))
+    # frames outstanding at once: as many as the board has request workers (one left
+    # for management); more would be refused BUSY and sent again, data and all
+    cap = max(1, u.hello.get("workers", len(its) + 1) - 1)
     ready = list(range(len(its)))           # streams whose next request may go
     inflight: dict = {}                     # id(frame handle) -> (handle, slot, part)
+    queued: list = []                       # (slot, part) of started requests not yet sent
     cur: dict = {}                          # slot -> [req, t0, parts left, answers, error]
 
     def send(slot, i):
@@ -470,16 +473,26 @@ def _pipeline(u, its: list, complete):
             return False
         parts = -(-req.count // chunk)
         cur[slot] = [req, pc(), parts, [b""] * parts, None]
-        try:
-            for i in range(parts):
-                send(slot, i)
-        except Exception as e:     # the link is down: the stream ends with the error
-            return complete(req, None, pc() - cur[slot][1], e) and False
+        queued.extend((slot, i) for i in range(parts))
         return True
 
-    while ready or inflight:
-        while ready and len({s for _, s, _ in inflight.values()}) < cap:
+    def pump():
+        while queued and len(inflight) < cap:
+            slot, i = queued.pop(0)
+            try:
+                send(slot, i)
+            except Exception as e:     # the link is down: the stream ends with the error
+                req = cur[slot][0]
+                queued[:] = [q for q in queued if q[0] != slot]
+                complete(req, None, pc() - cur[slot][1], e)
+                return False
+        return True
+
+    while ready or inflight or queued:
+        while ready and len(inflight) + len(queued) < cap:    # room on the link: the next request
             start(ready.pop(0))
+        if not pump():
+            return
         if not inflight:
             continue
         w = u._up().wait_any([x[0] for x in inflight.values()])
@@ -490,7 +503,7 @@ def _pipeline(u, its: list, complete):
         except StatusError as e:
             if e.status == wire.E_BUSY:       # every worker of the board taken: again
                 st[0].busy += 1
-                send(slot, i)
+                queued.insert(0, (slot, i))
                 continue
             st[4] = st[4] or e
         except Exception as e:                # no answer: the link failed
