@@ -5,9 +5,11 @@
 #   source.py   S: pair creation (PairGen), the write path (Fig 5), suspend / resync / release
 #   target.py   T: PairGen (410), the blocks from S, the host's view, failover (Figs 6, 12)
 # Settings cfg["remote_copy"]: controller (required), pairs, groups, group_blocks, probe_ms.
-from firmware import ldev
+import binascii
+
+from firmware import core, ldev
 from firmware.features.remote_copy import copyjob, source, target
-from firmware.features.remote_copy.state import COPYING, DEST, RC, SOURCE, settings
+from firmware.features.remote_copy.state import COPYING, DEST, DUPLEX, RC, SOURCE, settings
 
 
 def validate(cfg, tables):
@@ -16,6 +18,7 @@ def validate(cfg, tables):
 
 def attach(u, reg):
     rc = RC(u, settings(u.sm.t["config"]))
+    reg.stage("before_cache", lambda u, v, lba, n, d: source.intent(rc, u, v, lba, n, d), when=rc.is_source)
     reg.stage("after_commit", lambda u, v, lba, n, d: source.write(rc, u, v, lba, n, d), when=rc.is_source)
     reg.stage("check", lambda u, v, lba, n, d: target.host_write(rc, u, v, lba, n, d), when=rc.is_dest)
     reg.stage("read_check", lambda u, v, lba, n, o: target.host_read(rc, u, v, lba, n, o), when=rc.is_dest)
@@ -26,7 +29,7 @@ def attach(u, reg):
                      ("rc_failover_info", target.op_info), ("rc_extend", target.op_extend),
                      ("rc_takeover", target.op_takeover)):
         reg.op(name, _bind(rc, fn))
-    reg.table("rc_830", lambda u: [dict(s, changed=rc.changed_tracks(i)) for i, s in enumerate(rc.t["830"])])
+    reg.table("rc_830", lambda u: table_830(rc))
     reg.table("rc_820", lambda u: rc.t["820"])
     reg.table("rc_900", lambda u: rc.t["900"])
     reg.table("rc_800", lambda u: table_800(rc, u))
@@ -34,17 +37,47 @@ def attach(u, reg):
     reg.table("remote_copy", lambda u: {"controller": rc.cfg["controller"], "counters": rc.cnt})
     reg.before_save(rc.sync)
     for i in range(len(rc.t["830"])):
-        if rc.pair(i)["use"] and rc.pair(i)["836"] == COPYING:
-            copyjob.start(rc, i)            # a reset: the copy goes on from 837
+        resume(rc, i)
     if rc.cfg["probe_ms"]:
         reg.task(source.prober(rc))
     return rc
+
+
+def resume(rc, i):
+    """At attach (a reset): a copy goes on from 837 unless a track behind it is marked
+    (a write in flight at the reset), then it scans again from 834 sending only marked
+    tracks; a DUPLEX pair with marked tracks resynchronizes the same way."""
+    s = rc.pair(i)
+    if not s["use"] or s["836"] not in (COPYING, DUPLEX):
+        return
+    t0, tb = rc.tracks(i)
+    behind = min(s["837"], s["835"] + 1) // tb - t0 if s["836"] == COPYING else len(rc.bm[i]) * 8
+    if core.next_set(rc.bm[i], 0, behind) >= 0:
+        s["836"] = COPYING
+        s["837"] = s["834"]
+        s["scanned"] = 0
+        s["why"] = "reset"
+    if s["836"] == COPYING:
+        copyjob.start(rc, i)
 
 
 def _bind(rc, fn):
     async def op(u, cmd):
         return await fn(rc, u, cmd)
     return op
+
+
+def table_830(rc):
+    """The pair tables with their live bitmaps (marks of writes T acknowledged included)
+    and the number of tracks T lacks."""
+    out = []
+    for i in range(len(rc.t["830"])):
+        d = dict(rc.t["830"][i])
+        if i in rc.bm:
+            d["bits"] = binascii.hexlify(rc.bm[i]).decode()
+        d["changed"] = rc.changed_tracks(i)
+        out.append(d)
+    return out
 
 
 def table_800(rc, u):

@@ -117,7 +117,7 @@ async def run(rc, job):
                         suspend(rc, i, "copy: %s" % wire.status_name(st))
                         job.note = "suspended at %d: %s" % (p, wire.status_name(st))
                         return
-                    rc.bm[i][bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+                    rc.cleared(i, bit)
                     s["copied"] += 1
                     rc.cnt["copied"] += 1
                     rc.cnt["copied_blocks"] += n

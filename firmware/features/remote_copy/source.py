@@ -14,14 +14,32 @@
 # (the copy or a resync sends it).  The host is acknowledged after T's answers.  A
 # forward that fails suspends the pair and marks its tracks; the write is still
 # acknowledged from S alone ("suspend and acknowledge").
-from firmware import core, ldev, peer, wire
+from firmware import ldev, peer, wire
 from firmware.args import Refused, is_int, need_bool, need_int
 from firmware.features.remote_copy import copyjob
 from firmware.features.remote_copy.copyjob import OP_WRITE, RC_CTL, TIMEOUT_MS
 from firmware.features.remote_copy.state import COPYING, DUPLEX, NONE, SIMPLEX, SUSPENDED, free_pair
 
 
+async def intent(rc, u, v, lba, count, data):
+    """before_cache: the write's tracks in every pair it touches are marked before S
+    stores it (saved when a mark is new), so a reset of S before T has the data resends
+    them; the marks of what T acknowledges go at the next save."""
+    new = False
+    for i in rc.hit(v, lba, count):
+        s = rc.pair(i)
+        a = max(lba, s["834"])
+        b = min(lba + count - 1, s["835"])
+        if a <= b and rc.intent(i, a, b):
+            new = True
+    if new:
+        u.sm.save()
+    return None
+
+
 async def write(rc, u, v, lba, count, data):
+    """after_commit: forward per 836 / 837 (Fig 5, E5's 834-837 rule); the host's
+    acknowledgement waits for T's."""
     hit = rc.hit(v, lba, count)
     if not hit:
         return None
@@ -29,12 +47,11 @@ async def write(rc, u, v, lba, count, data):
     if tracing:
         u.trace("rc", "s_cache", v["id"], lba, count)
     bs = u.bs
-    save = False
     for i in hit:
         s = rc.pair(i)
         a = max(lba, s["834"])
         b = min(lba + count - 1, s["835"])
-        if a > b:
+        if a > b or i not in rc.bm:
             continue
         async with rc.locks[i]:
             st = s["836"]
@@ -46,15 +63,15 @@ async def write(rc, u, v, lba, count, data):
                 if r == wire.OK:
                     rc.cnt["forwarded"] += 1
                     rc.cnt["forwarded_blocks"] += top - a + 1
+                    rc.settle(i, a, top, True)
                     if tracing:
                         u.trace("rc", "t_acked", v["id"], a, top - a + 1)
                 else:
                     copyjob.suspend(rc, i, "write: %s" % wire.status_name(r))
                     top = a - 1
-            if top < b and rc.mark(i, top + 1, b):
-                save = True
-    if save:
-        u.sm.save()          # a changed track is never forgotten by a reset
+            if top < b:
+                rc.settle(i, top + 1, b, False)
+    u.sm.dirty = True        # the saver drops the acknowledged marks
     if tracing:
         u.trace("rc", "host_ack", v["id"], lba, count)
     return None
@@ -125,11 +142,7 @@ async def op_pair(rc, u, cmd):
     gs = rc.gsize(v)
     for n in range(a // gs, b // gs + 1):
         g["entries"][n] = pi
-    t0, tb = rc.tracks(pi)
-    nt = b // tb - t0 + 1
-    bm = bytearray((nt + 7) // 8)
-    core.range_set(bm, 0, nt)
-    rc.bm[pi] = bm
+    rc.new_bits(pi, True)
     rc.index()
     u.sm.save()
     copyjob.start(rc, pi)
@@ -198,7 +211,8 @@ async def op_release(rc, u, cmd):
         if all(e == NONE for e in g["entries"]):
             rc.t["820"][gi] = {"use": 0, "lv": NONE, "entries": []}
         rc.t["830"][i] = free_pair()
-        rc.bm.pop(i, None)
+        for d in (rc.bm, rc.acked, rc.inflight):
+            d.pop(i, None)
         rc.jobs.pop(i, None)
         rc.index()
         u.sm.save()

@@ -75,6 +75,8 @@ class RC:
             u.sm.save()
         self.t = t
         self.bm = {}
+        self.acked = {}
+        self.inflight = {}
         self.locks = {}
         self.bufs = {}
         for i in range(len(t["830"])):
@@ -84,6 +86,7 @@ class RC:
             self.bufs[i] = (bytearray(10), bytearray(16))
             if s["use"]:
                 self.bm[i] = bytearray(binascii.unhexlify(s["bits"]))
+                self.extra(i)
         self.jobs = {}
         self.cnt = {"forwarded": 0, "forwarded_blocks": 0, "copied": 0, "copied_blocks": 0, "marked": 0,
                     "suspends": 0, "remote_writes": 0}
@@ -153,30 +156,89 @@ class RC:
         v = ldev.volume(self.u, lv)
         return v.get("emulation", "OPEN") if v is not None else "OPEN"
 
-    def mark(self, i, a, b):
-        """Tracks holding addresses a..b of pair i changed; True if a bit was new."""
+    def new_bits(self, i, fill):
+        """Pair i's changed-track bitmap (every track set when fill), its acknowledged
+        marks and its per-track count of host writes in flight."""
+        t0, tb = self.tracks(i)
+        nt = self.pair(i)["835"] // tb - t0 + 1
+        bm = bytearray((nt + 7) // 8)
+        if fill:
+            core.range_set(bm, 0, nt)
+        self.bm[i] = bm
+        self.extra(i)
+
+    def extra(self, i):
+        self.acked[i] = bytearray(len(self.bm[i]))
+        self.inflight[i] = bytearray(len(self.bm[i]) * 8)
+
+    def intent(self, i, a, b):
+        """Before a host write to addresses a..b of pair i is stored: its tracks are
+        marked (a write-intent record: a reset before T has them resends them) and
+        counted in flight; True if a bit was new (SM must be saved first)."""
         t0, tb = self.tracks(i)
         bm = self.bm[i]
+        fl = self.inflight[i]
         new = False
-        t = a // tb
-        while t <= b // tb:
-            if not core.bit_test(bm, t - t0):
-                core.bit_set(bm, t - t0)
+        t = a // tb - t0
+        while t <= b // tb - t0:
+            if not core.bit_test(bm, t):
+                core.bit_set(bm, t)
                 new = True
+            if fl[t] < 255:
+                fl[t] += 1
             t += 1
-        if new:
-            self.cnt["marked"] += 1
         return new
 
+    def settle(self, i, a, b, sent):
+        """After the forwarding decision for a..b: sent -> the marks may go at the next
+        save (once no write to the track is in flight); not sent -> a real change."""
+        t0, tb = self.tracks(i)
+        fl = self.inflight[i]
+        ack = self.acked[i]
+        t = a // tb - t0
+        while t <= b // tb - t0:
+            if fl[t]:
+                fl[t] -= 1
+            if sent:
+                core.bit_set(ack, t)
+            else:
+                core.bit_clear(ack, t)
+            t += 1
+        if not sent:
+            self.cnt["marked"] += 1
+
+    def cleared(self, i, bit):
+        """The copy sent track `bit` of pair i: clear its mark unless a write is in flight."""
+        if not self.inflight[i][bit]:
+            core.bit_clear(self.bm[i], bit)
+            core.bit_clear(self.acked[i], bit)
+
+    def clean(self, i):
+        """Marks of tracks T has acknowledged with no write in flight are dropped."""
+        ack = self.acked[i]
+        n = len(ack) * 8
+        t = core.next_set(ack, 0, n)
+        while t >= 0:
+            if not self.inflight[i][t]:
+                core.bit_clear(self.bm[i], t)
+                core.bit_clear(ack, t)
+            t = core.next_set(ack, t + 1, n)
+
     def changed_tracks(self, i):
+        """Tracks T lacks (marks of acknowledged writes not counted)."""
         bm = self.bm.get(i)
-        return core.count(bm, 0, len(bm) * 8) if bm else 0
+        if not bm:
+            return 0
+        real = bytearray(bm)
+        core.and_not(real, self.acked[i])
+        return core.count(real, 0, len(real) * 8)
 
     def sync(self):
         """Before each SM save: bitmaps to hex, pause flags."""
         if self.u.sm.t.get("remote_copy") is not self.t:
             return
         for i in self.bm:
+            self.clean(i)
             self.t["830"][i]["bits"] = binascii.hexlify(self.bm[i]).decode()
         for i in self.jobs:
             self.t["830"][i]["paused"] = self.jobs[i].state == "paused"
