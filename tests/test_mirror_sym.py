@@ -139,3 +139,50 @@ def test_asynchronous_conflict_found_later_is_recorded_and_nothing_changes(make_
     sub.job("mirror", "resume")
     sub.wait_for(lambda u: u.table("mirror")["async_status"] == "RESERVATION_CONFLICT", what="recorded")
     assert idle(main, sub) and hm.on_drives(main) == before
+
+
+def converged(main, sub):
+    return not main.table("mirror")["resync"] and not sub.table("mirror")["resync"] and idle(main, sub)
+
+
+def restart(u):
+    u.start(configure=False)
+    u.mgmt("trace", on=True)
+
+
+@pytest.mark.parametrize("side", ["main", "sub"])
+def test_path_cut_during_the_transfer_gives_check_and_both_volumes_end_equal(make_rig, side):
+    rig, main, sub = start(make_rig)
+    acked = rand(4, 15)
+    main.write(0, 0, acked[:2 * BS])
+    sub.write(0, 2, acked[2 * BS:])
+    u = main if side == "main" else sub
+    u.job("mirror", "pause")                       # held, the transfer not sent yet
+    w = u.start_io("w", 0, 1, rand(1, 16))
+    u.wait_for(lambda x: x.table("mirror")["held"] == side, what="obtained")
+    out = 0 if side == "main" else 1
+    rig.fabric.paths[out].cut = True
+    u.job("mirror", "resume")
+    with pytest.raises(StatusError) as e:
+        u.finish_io(w)
+    assert e.value.status == wire.E_CHECK
+    rig.fabric.paths[out].cut = False
+    u.wait_for(lambda x: converged(main, sub), what="both volumes equal")
+    assert hm.on_drives(main)[:4 * BS] == acked
+
+
+@pytest.mark.parametrize("side", ["main", "sub"])
+def test_a_board_killed_while_it_holds_its_volume_leaves_both_equal_after_restart(make_rig, side):
+    rig, main, sub = start(make_rig)
+    acked = rand(2, 17)
+    main.write(0, 0, acked)
+    u = main if side == "main" else sub
+    u.job("mirror", "pause")                       # main: its own volume written, the target not
+    u.start_io("w", 0, 1, rand(1, 18))
+    u.wait_for(lambda x: x.table("mirror")["held"] == side, what="obtained")
+    u.kill()
+    restart(u)                                     # the marked extent is copied over again
+    u.wait_for(lambda x: converged(main, sub), what="both volumes equal")
+    assert hm.on_drives(main)[:BS] == acked[:BS]
+    sub.write(0, 3, rand(1, 19))
+    assert idle(main, sub)

@@ -40,6 +40,9 @@ class SymSide(chain.Pair):
         self.pre = memoryview(bytearray(u.link.max_payload))
         self.res = bytearray(1)
         self.slots = Slots(cfg.get("slots", 4), u.link.max_payload) if self.mode == "async" else None
+        last = self.st.get("inflight")
+        if last and last not in self.st["resync"]:     # a reset may have cut that write short
+            self.st["resync"].append(last)
 
     def ev3(self, step, lba, count, *more):
         self.ev("JOBX", step, lba, count, *more)
@@ -56,6 +59,12 @@ class SymSide(chain.Pair):
     def release(self):
         self.held = None
         self.free.set()
+
+    def mark(self, lba, count):
+        """The extent about to change, in SM: after a reset it is copied over again
+        (one save per write; the mark stays until the next write's)."""
+        self.st["inflight"] = [lba, count]
+        self.u.sm.save()
 
     # ---- the host's write ------------------------------------------------------------
     async def write(self, u, v, lba, count, data):
@@ -103,6 +112,7 @@ class SymSide(chain.Pair):
             st = await store.read_vol(u, v, lba, count, pre)
             if st not in GOOD:
                 return st
+            self.mark(lba, count)
             await store.write_vol(u, v, lba, count, data)
             self.ev3(845, lba, count, "self")
             await self.step()
@@ -134,6 +144,7 @@ class SymSide(chain.Pair):
             self.held = "sub"                                      # 861
             await self.step()
             self.res[0] = 0
+            self.mark(lba, count)
             self.ev3(862, lba, count)
             st = await self.send(OP_XSUB, self.peer_vol, lba, count, self.host, data, self.res)
             self.cnt["copies"] += 1
