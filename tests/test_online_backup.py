@@ -392,6 +392,14 @@ def test_start_by_host_command_and_by_the_timer_of_660(fab):
     assert (t["origin"], t["lu"], t["state"]) == ("timer", 2, "done")
     ob.tick(u, 86400)                                        # once only
     assert u.table("ob_630")["origin"] == "timer" and u.table("ob_660")[0]["fired"] == 3660
+    # a copy entry starts duplexing (650: not parallel) at its time of the next day
+    clock = u.table("online_backup")["clock"]
+    u.mgmt("ob_timer", kind="copy", time=120, main=0, sub=1)
+    assert u.table("ob_660")[1]["at"] == clock - clock % 86400 + 86400 + 120
+    ob.tick(u, u.table("ob_660")[1]["at"] - clock)
+    u.wait_job("copy")
+    assert u.table("ob_pairs") == [{"main": 0, "sub": 1, "state": "duplex"}]
+    assert u.table("ob_630")["origin"] == "timer" and h1.read(A0, 1, 0, 8) == h1.read(A0, 0, 0, 8)
 
 
 def test_a_port_that_fails_mid_backup_hands_it_to_another_port_from_632(fab):
