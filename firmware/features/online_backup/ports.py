@@ -34,6 +34,14 @@ def put(rec, peer, op, lu, lba, n):
     a[2] = lba
 
 
+class Waiter:
+    """A Login waiting for its target task's verdict."""
+
+    def __init__(self):
+        self.st = wire.E_LOGIN_REFUSED
+        self.ev = asyncio.Event()
+
+
 class Session:
     """A peer logged in on a port: its commands go to its target task, in order."""
 
@@ -56,7 +64,7 @@ class Port:
         self.load = {"io": 0, "amount": 0, "access": None}
         self.prev = None          # (lu, lba, count) of the previous host command
         self.sessions = {}        # alpa -> Session
-        self.logins = []          # [(alpa, waiter dict)] not yet given a target task
+        self.logins = []          # [(alpa, Waiter)] not yet given a target task
         self.ti_req = None        # an initiator task asked for by controller 300
         self.tasks = []           # live tasks: [kind, peer]
         self.trace = []           # [(step, info)] the dispatcher's decisions (newest last)
@@ -141,8 +149,8 @@ class Port:
         s = Session(alpa)
         self.sessions[alpa] = s
         self.note(1301, "Login of 0x%02x accepted" % alpa)
-        w["st"] = wire.OK
-        w["ev"].set()
+        w.st = wire.OK
+        w.ev.set()
         while self.up:
             while not s.q:
                 s.ev.clear()
@@ -163,8 +171,8 @@ class Port:
 
     def _refuse(self, w, why):
         self.note(1301, "Login refused: " + why)
-        w["st"] = wire.E_LOGIN_REFUSED
-        w["ev"].set()
+        w.st = wire.E_LOGIN_REFUSED
+        w.ev.set()
 
     def fail(self):
         """The port goes down: its sessions end (hosts log in again elsewhere)."""
@@ -187,11 +195,11 @@ class Port:
         if op == fc.LOGIN:
             if src in self.sessions:    # a second Login of a logged-in peer: ACC, no task
                 return u.link.respond(req.ch, req.kind, req.seq, wire.OK)
-            w = {"st": wire.E_LOGIN_REFUSED, "ev": asyncio.Event()}
+            w = Waiter()
             self.logins.append((src, w))
             self.ev.set()
-            await w["ev"].wait()
-            return u.link.respond(req.ch, req.kind, req.seq, w["st"])
+            await w.ev.wait()
+            return u.link.respond(req.ch, req.kind, req.seq, w.st)
         s = self.sessions.get(src)
         if s is None:
             self.note(1302, "%s from 0x%02x without a session" % (fc.OPS.get(op, op), src))
