@@ -71,3 +71,23 @@ def test_controller_failover_mid_backup_ends_in_a_complete_byte_correct_backup(d
     assert h.login(B0) == wire.E_PATH_DOWN and h.login(A0) == wire.OK
     assert h.read(A0, 0, 4, 4) == (wire.OK, late)
     assert u.table("ob_630")["state"] == "done" and [p["name"] for p in u.table("ob_ports")] == ["A0", "A1"]
+
+
+def test_the_standby_killed_mid_backup_changes_nothing_for_the_backup(dual):
+    u, h, tape = dual
+    assert h.login(A1) == wire.OK
+    img = random.Random(3).randbytes(32 * BS)
+    for lba in range(0, 32, 8):
+        assert h.write(A1, 2, lba, img[lba * BS:(lba + 8) * BS]) == wire.OK
+    ob.backup(u, 2, TAPE, port="A0", paused=True)
+    ob.step(u, 3)
+    u.kill_controller("B")
+    assert u.master() == "A"
+    assert ob.step(u, 1)["bp"] == 16
+    u.restart_controller("B")                               # B rejoins as standby, resynchronised
+    assert u.master() == "A" and u.ctrl_table("B", "dual")["role"] == "standby"
+    u.job("backup", "resume")
+    u.wait_job("backup")
+    assert tape.image(2, 32) == img
+    assert [s for s in tape.seen if s[0] != "DATA"] == [("LOGIN", A0), ("LOGOUT", A0)]
+    assert [s[3] for s in tape.data_frames()] == list(range(0, 32, 4))
