@@ -156,6 +156,8 @@ class SubSide(chain.Pair):
     # ---- JOB2 --------------------------------------------------------------------------
     async def copy(self, v, op, lba, count, entry, data):
         u = self.u
+        if (op == chain.OP_COPYM or len(data)) and len(data) != count * u.bs:
+            return wire.E_BAD_LENGTH                              # before anything changes
         if op == chain.OP_COPYM and entry:
             if self.notes.pop(entry, None) is not None:
                 self.changed()
@@ -174,8 +176,6 @@ class SubSide(chain.Pair):
             if e is None or e["520"][0] != lba or e["520"][1] != count:
                 return wire.E_STATE
             data = self.comm.slots.data(e["slot"], count * u.bs)
-        elif len(data) != count * u.bs:
-            return wire.E_BAD_LENGTH
         self.ev("JOB2", 711, lba, count, entry)
         await store.write_vol(u, v, lba, count, data)
         return wire.OK
