@@ -18,12 +18,24 @@ from firmware.jobs import DONE, FAILED, Job
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
 RC_CTL = 0x48     # PEER subtype: control messages (JSON, peer.call)
 RC_DATA = 0x49    # PEER subtype: blocks for a copy destination (HEAD, then the data)
 HEAD = "<BBHIH"   # subtype, op, T LV#, lba (S address = T address), count
 HL = 10
 OP_WRITE = 1      # a host write forwarded (Fig 5 step 503)
 OP_COPY = 2       # a track of the initial copy or a resync (step 402)
+OP_PROBE = 3      # blocks T answers without storing them (rc_path_rate: the path's raw rate)
 TIMEOUT_MS = 3000
 
 
@@ -54,6 +66,8 @@ class CopyJob(Job):
         self.rc = rc
         self.i = i
         self.persist = s
+        self.t0 = ticks_ms()
+        self.ms = -1             # run time since (re)start, once the pair is DUPLEX
 
     def info(self):
         d = Job.info(self)
@@ -63,6 +77,7 @@ class CopyJob(Job):
         d["pair_state"] = s["836"]
         d["copied"] = s["copied"]
         d["changed"] = self.rc.changed_tracks(self.i)
+        d["ms"] = self.ms if self.ms >= 0 else ticks_diff(ticks_ms(), self.t0)
         return d
 
 
@@ -103,6 +118,7 @@ async def run(rc, job):
                 if p > s["835"]:
                     s["836"] = DUPLEX
                     job.state = DONE
+                    job.ms = ticks_diff(ticks_ms(), job.t0)
                     job.note = "duplex; copied %d tracks" % s["copied"]
                     u.sm.save()
                     await tell(rc, i, DUPLEX)

@@ -33,7 +33,11 @@ async def intent(rc, u, v, lba, count, data):
         if a <= b and rc.intent(i, a, b):
             new = True
     if new:
-        u.sm.save()
+        rc.intent_save = True            # this save keeps the other marks (they go at the saver's)
+        try:
+            u.sm.save()
+        finally:
+            rc.intent_save = False
     return None
 
 
@@ -217,6 +221,30 @@ async def op_release(rc, u, cmd):
         rc.index()
         u.sm.save()
     return wire.OK, {"pair": i, "state": SIMPLEX, "t_told": wire.status_name(st)}
+
+
+async def op_path_rate(rc, u, cmd):
+    """The path's raw rate: `frames` frames of `blocks` blocks each sent to T one after
+    another (as the copy sends tracks), answered without being stored; firmware time."""
+    import struct
+
+    from firmware.features.remote_copy.copyjob import HEAD, HL, OP_PROBE, ticks_diff, ticks_ms
+
+    k = need_int(cmd, "peer", 0, 15)
+    most = (u.link.max_payload - HL - 8) // u.bs
+    n = need_int(cmd, "blocks", 1, most)
+    frames = need_int(cmd, "frames", 1, 100000)
+    head = bytearray(HL)
+    struct.pack_into(HEAD, head, 0, copyjob.RC_DATA, OP_PROBE, 0, 0, n)
+    data = bytearray(n * u.bs)
+    into = bytearray(16)
+    t0 = ticks_ms()
+    for _ in range(frames):
+        st, _ = await peer.request(u, wire.CH_PEER + k, wire.K_PEER, head, data, into, TIMEOUT_MS)
+        if st != wire.OK:
+            raise Refused(st, "path %d: %s" % (k, wire.status_name(st)))
+    ms = ticks_diff(ticks_ms(), t0)
+    return wire.OK, {"frames": frames, "bytes": frames * n * u.bs, "ms": ms}
 
 
 async def prober(rc):

@@ -88,6 +88,7 @@ class RC:
                 self.bm[i] = bytearray(binascii.unhexlify(s["bits"]))
                 self.extra(i)
         self.jobs = {}
+        self.intent_save = False   # an SM save for a new mark: the acknowledged marks stay
         self.cnt = {"forwarded": 0, "forwarded_blocks": 0, "copied": 0, "copied_blocks": 0, "marked": 0,
                     "suspends": 0, "remote_writes": 0}
         self.index()
@@ -238,7 +239,8 @@ class RC:
         if self.u.sm.t.get("remote_copy") is not self.t:
             return
         for i in self.bm:
-            self.clean(i)
+            if not self.intent_save:
+                self.clean(i)
             self.t["830"][i]["bits"] = binascii.hexlify(self.bm[i]).decode()
         for i in self.jobs:
             self.t["830"][i]["paused"] = self.jobs[i].state == "paused"

@@ -18,7 +18,7 @@ import struct
 
 from firmware import ldev, peer, store, wire
 from firmware.args import Refused, is_int, need_list
-from firmware.features.remote_copy.copyjob import HEAD, HL, OP_COPY
+from firmware.features.remote_copy.copyjob import HEAD, HL, OP_COPY, OP_PROBE
 from firmware.features.remote_copy.state import DEST, SUSPENDED
 
 
@@ -104,6 +104,8 @@ async def on_data(rc, u, req, p):
     if len(p) < HL:
         return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
     _, op, lv, lba, count = struct.unpack_from(HEAD, p, 0)
+    if op == OP_PROBE:
+        return link.respond(req.ch, req.kind, req.seq, wire.OK if len(p) == HL + count * u.bs else wire.E_BAD_LENGTH)
     d = rc.dests.get(lv)
     v = ldev.volume(u, lv)
     if d is None or v is None:
