@@ -185,6 +185,8 @@ async def _destage_slot(u, s):
     try:
         if c.state[s] != DIRTY or c.key[s] != key:
             return
+        if u.destage_filter is not None and not u.destage_filter(key):
+            return      # another controller destages it now (its role changed meanwhile)
         if u.tracing:
             u.trace("destage", gid, glba)
         if g["level"] == 5:

@@ -189,6 +189,8 @@ class DualUnit(Unit):
         return lambda link, k, kind, seq, payload, low=-1: self._route(c, k, kind, seq, payload, low)
 
     def _route(self, c: Controller, k: int, kind: int, seq: int, payload: bytes, low: int = -1):
+        if c.fenced:                     # what a killed board sent last goes nowhere
+            return
         if k != self.sibling:
             if self.fabric and c.index == self.active:
                 self.fabric.route(self.name, k, kind, seq, payload, low)

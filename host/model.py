@@ -42,7 +42,7 @@ def model_rig_desc(block_size: int = 512, hosts: int = 2) -> dict:
 
 
 def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill_after=None,
-              fail_after=None, on_fail=None, on_read_error=None, on_kill=None) -> list[str]:
+              fail_after=None, on_fail=None, on_read_error=None, on_kill=None, kill=None) -> list[str]:
     """Issue ops [(port, "w"|"r", lba, count)] in order on unit u, up to `iodepth`
     outstanding on each port (overlapping ones too: the model allows either order),
     every answer checked against g; return the descriptions of wrong blocks.
@@ -52,7 +52,9 @@ def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill
     on_fail() is called after k answers (e.g. a member fails mid-batch); kill_after=k:
     the board is killed after k answers, every request still in flight is abandoned
     (writes may or may not have landed), on_kill() is called and the board booted
-    again.  on_read_error(op, StatusError) -> True excuses a refused read."""
+    again (kill: a fn that does the kill instead, and no reboot follows, e.g. one
+    controller of a dual unit, whose sibling takes over).  on_read_error(op,
+    StatusError) -> True excuses a refused read."""
     if hold is not None and kill_after is not None:
         raise ValueError("hold and kill_after together: a held drive request could land after the reset")
     step = u._io_chunk()      # an op longer than one frame takes goes as several requests
@@ -80,13 +82,14 @@ def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill
                 u.inject(held, "release")
                 held = None
             if kill_after is not None and answers >= kill_after:
-                u.kill()
+                (kill or u.kill)()
                 for _, op, _ in inflight:
                     (g.write_unknown if op.kind == "w" else g.read_dropped)(op)
                 g.reset()
                 if on_kill:
                     on_kill()
-                u.start(configure=False)
+                if kill is None:
+                    u.start(configure=False)
                 return bad
             if fail_after is not None and answers >= fail_after:
                 fail_after = None

@@ -2,9 +2,10 @@
 # cache memory 500 is written also in the cache memory of controller B", and the
 # management information unit 600 with it).
 #
-# PUT    every block stored in this controller's cache (a store.write_blocks cache
-#        observer) is sent to the sibling before the write counts as stored, so a host
-#        is acknowledged only once both caches hold it.  Each PUT carries a sequence
+# PUT    a host write's blocks go to the sibling before they are stored here (a cache
+#        stage under the dual lock); the blocks a feature stores itself (a copy job's)
+#        go right after they are stored (a store.write_blocks cache observer).  Either
+#        way a host is acknowledged only once both caches hold the data.  Each PUT carries a sequence
 #        number; the receiver keeps per slot the number of the data it holds and drops
 #        an older PUT of the same block (two PUTs may arrive in either order).
 # CLEAN  a destage that made a slot clean (a store clean observer) sends (key, seq): the
@@ -18,7 +19,7 @@ import asyncio
 import json
 import struct
 
-from firmware import peer, wire
+from firmware import peer, volmap, wire
 from firmware.cache import CLEAN, DIRTY
 from firmware.features.dual.state import LOCAL_TABLES
 from firmware.volmap import key_gid, key_glba, key_of
@@ -84,23 +85,53 @@ def lost(d, st):
                  % ("AB"[1 - d.me], wire.status_name(st)))
 
 
+async def _mirror(d, gid, glba, count, data, seq):
+    if not d.peer_up:
+        return
+    if d.sm_gen != d.sm_sent:
+        await push_sm(d)
+    st = await send_put(d, gid, glba, count, data, seq)
+    if st != wire.OK:
+        lost(d, st)
+
+
+def _stamp(d, gid, glba, count, seq):
+    c = d.u.cache
+    for i in range(count):
+        s = c.index.get(key_of(gid, glba + i), -1)
+        if s >= 0:
+            d.sseq[s] = seq
+
+
+def pre_mirror(d):
+    """A cache stage (under the dual lock, so host writes reach both caches in one
+    order): the host's blocks go to the sibling BEFORE they are stored here, so no read
+    of this cache ever returns data the sibling does not hold."""
+    async def fn(u, v, lba, count, data):
+        d.seq += 1
+        segs = volmap.segments(v, lba, count)
+        d.pre_task = asyncio.current_task()
+        d.pre_seq = d.seq
+        d.pre_left = len(segs)
+        bs = u.bs
+        for gid, glba, off, n in segs:
+            await _mirror(d, gid, glba, n, data[off * bs:(off + n) * bs], d.pre_seq)
+        return None            # the path stores the data next
+    return fn
+
+
 def observer(d):
-    """The cache observer: number the blocks just stored, mirror them (SM first)."""
+    """The cache observer: number the blocks just stored; mirror those a host write did
+    not send ahead (a feature's own copies: stored here first, then sent)."""
     async def fn(u, gid, glba, count, data):
+        if d.pre_left and asyncio.current_task() is d.pre_task:
+            d.pre_left -= 1
+            _stamp(d, gid, glba, count, d.pre_seq)
+            return
         d.seq += 1
         seq = d.seq
-        c = u.cache
-        for i in range(count):
-            s = c.index.get(key_of(gid, glba + i), -1)
-            if s >= 0:
-                d.sseq[s] = seq
-        if not d.peer_up:
-            return
-        if d.sm_gen != d.sm_sent:
-            await push_sm(d)
-        st = await send_put(d, gid, glba, count, data, seq)
-        if st != wire.OK:
-            lost(d, st)
+        _stamp(d, gid, glba, count, seq)
+        await _mirror(d, gid, glba, count, data, seq)
     return fn
 
 
@@ -305,6 +336,10 @@ async def resync(d, ctl):
 
 
 def setup(d):
+    d.wlock = asyncio.Lock()
+    d.pre_task = None
+    d.pre_seq = 0
+    d.pre_left = 0
     d.sm_lock = asyncio.Lock()
     d.sm_ev = asyncio.Event()
     d.clean_ev = asyncio.Event()
