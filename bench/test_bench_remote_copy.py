@@ -36,14 +36,6 @@ def desc():
     return d
 
 
-def wait(u, pred, poll=0.002):
-    while True:
-        v = pred(u)
-        if v:
-            return v
-        time.sleep(poll)
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     r = Rig(desc(), state_dir=tmp_path_factory.mktemp("rcbench")).start()
@@ -82,7 +74,7 @@ def test_remote_copy_initial_copy_latency_and_resync(benchmark, rig):
 
     def pair():
         s.mgmt("rc_pair", volume=0, start=0, end=BLOCKS - 1, peer=0)
-        return wait(s, lambda u: u.table("rc_830")[0]["836"] == "DUPLEX" and u.job("rc0"))
+        return s.wait_for(lambda u: u.table("rc_830")[0]["836"] == "DUPLEX" and u.job("rc0"), 600, 0.002)
 
     job = benchmark.pedantic(pair, rounds=1, iterations=1)
     full_ms = job["ms"]
@@ -99,7 +91,7 @@ def test_remote_copy_initial_copy_latency_and_resync(benchmark, rig):
     assert s.table("rc_830")[0]["changed"] == k
     rig.fabric.paths[0].cut = False
     s.mgmt("rc_resync", pair=0)
-    j = wait(s, lambda u: u.table("rc_830")[0]["836"] == "DUPLEX" and u.job("rc0"))
+    j = s.wait_for(lambda u: u.table("rc_830")[0]["836"] == "DUPLEX" and u.job("rc0"), 600, 0.002)
     assert t.read(0, 0, BLOCKS) == s.read(0, 0, BLOCKS)
     resync_ms = j["ms"]
     ratio = resync_ms / full_ms

@@ -11,6 +11,7 @@
 # (pointer, paused, copied, scanned): a reset resumes it from 837.
 import asyncio
 import struct
+import time
 
 from firmware import peer, store, wire
 from firmware.features.remote_copy.state import COPYING, DUPLEX, SUSPENDED
@@ -18,16 +19,16 @@ from firmware.jobs import DONE, FAILED, Job
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
 
-    def ticks_ms():
-        return int(monotonic() * 1000)
+def now_ms():
+    t = getattr(time, "ticks_ms", None)          # MicroPython; CPython has monotonic
+    return t() if t is not None else int(time.monotonic() * 1000)   # type: ignore[attr-defined]
 
-    def ticks_diff(a, b):
-        return a - b
+
+def ms_since(t0):
+    d = getattr(time, "ticks_diff", None)
+    return d(now_ms(), t0) if d is not None else now_ms() - t0
+
 
 RC_CTL = 0x48     # PEER subtype: control messages (JSON, peer.call)
 RC_DATA = 0x49    # PEER subtype: blocks for a copy destination (HEAD, then the data)
@@ -66,7 +67,7 @@ class CopyJob(Job):
         self.rc = rc
         self.i = i
         self.persist = s
-        self.t0 = ticks_ms()
+        self.t0 = now_ms()
         self.ms = -1             # run time since (re)start, once the pair is DUPLEX
 
     def info(self):
@@ -77,7 +78,7 @@ class CopyJob(Job):
         d["pair_state"] = s["836"]
         d["copied"] = s["copied"]
         d["changed"] = self.rc.changed_tracks(self.i)
-        d["ms"] = self.ms if self.ms >= 0 else ticks_diff(ticks_ms(), self.t0)
+        d["ms"] = self.ms if self.ms >= 0 else ms_since(self.t0)
         return d
 
 
@@ -118,7 +119,7 @@ async def run(rc, job):
                 if p > s["835"]:
                     s["836"] = DUPLEX
                     job.state = DONE
-                    job.ms = ticks_diff(ticks_ms(), job.t0)
+                    job.ms = ms_since(job.t0)
                     job.note = "duplex; copied %d tracks" % s["copied"]
                     u.sm.save()
                     await tell(rc, i, DUPLEX)
