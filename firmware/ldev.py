@@ -32,7 +32,7 @@ def validate(cfg, groups):
         least = min([g["capacity"] for g in groups]) if groups else 1 << 40
         need_int(cfg, "ldev_blocks", 1, least)
     for e in need_list(cfg, "emulations", []):
-        if e not in EMULATIONS:
+        if not isinstance(e, str) or e not in EMULATIONS:
             raise Refused("emulations: unknown type %r (known: %s)" % (e, ", ".join(sorted(EMULATIONS))))
 
 
@@ -56,7 +56,7 @@ def build(cfg, groups, vols):
     for i in range(len(vols)):
         v = vols[i]
         em = given[i].get("emulation", "OPEN") if isinstance(given[i], dict) else "OPEN"
-        if em not in defined(cfg):
+        if not isinstance(em, str) or em not in defined(cfg):
             raise Refused("volume %d: emulation %r is not defined here (defined: %s)"
                           % (v["id"], em, ", ".join(defined(cfg))))
         v["emulation"] = em

@@ -72,7 +72,7 @@ def test_trace_events_show_a_read_miss_and_a_destage(make_rig):
 
 @pytest.mark.parametrize("change, text", [
     ({"features": ["bogus"]}, "unknown feature 'bogus'"),
-    ({"features": ["remote_copy"]}, "not built yet"),
+    ({"features": ["remote_copy"]}, "controller must be an integer"),    # a required setting missing
     ({"volume": [{"id": 0, "extents": [{"group": 3, "start": 0, "blocks": 8},
                                        {"group": 3, "start": 4, "blocks": 8}]}]}, "overlap"),
     ({"volume": [{"id": 0, "group": 3, "start": 0, "blocks": 8},
