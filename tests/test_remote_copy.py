@@ -209,3 +209,26 @@ def test_impossible_to_generate_a_copy_leaves_s_simplex(make_rig, why):
     assert [e[0] for e in hr.events(s)] == ["pairgen", "pairgen_refused"]
     s.write(0, 100, rand(1, 3))
     assert s.table("remote_copy")["counters"]["forwarded"] == 0
+
+
+def test_full_capacity_copy_user_suspend_and_resync_and_takeover_as_it_is(pair):
+    rig, s, t = pair
+    r = s.mgmt("rc_pair", volume=0, start=100, end=199, peer=0, full_capacity=True, t_lv=5)
+    assert (r["t_lv"], r["ldevs"]) == (5, [0, 1])
+    assert [(e["ldev"], e["range"]) for e in t.table("lvs")[0]["entries"]] == [(0, [0, 199]), (1, [200, 399])]
+    duplex(s, 0)
+    s.mgmt("rc_suspend", pair=0)
+    assert s.table("rc_830")[0]["836"] == "SUSPENDED" and t.table("rc_900")[0]["state"] == "SUSPENDED"
+    assert status_of(s.mgmt, "rc_suspend", pair=0) == wire.E_STATE
+    s.write(0, 150, rand(2, 4))
+    s.write(0, 250, rand(2, 5))                  # outside the area: never T's
+    assert s.table("rc_830")[0]["changed"] == 2 and t.read(5, 150, 2) == rand(400, 1)[150 * BS:152 * BS]
+    s.mgmt("rc_resync", pair=0)
+    duplex(s, 0)
+    assert t.read(5, 150, 2) == rand(2, 4) and t.table("rc_900")[0]["state"] == "DUPLEX"
+    info = t.mgmt("rc_failover_info", volume=5)
+    assert (info["missing"], info["extend"]) == ([], False)
+    out = hr.failover(t, [5])                    # nothing to extend: used as it is
+    assert out["lv"] == 5 and t.volinfo(5)[0] == 400
+    assert t.read(5, 100, 100)[50 * BS:52 * BS] == rand(2, 4)
+    assert t.read(5, 250, 2) == bytes(2 * BS)
