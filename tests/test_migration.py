@@ -174,18 +174,19 @@ def test_the_new_board_killed_mid_migration_resumes_from_its_pointer(units):
     mg.assign(new, 1, 64)
     mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63, paused=True)
     mg.step(new, "mig1", 3)
+    behind = rand(1, 4)
+    new.write(1, 9, behind)                 # behind the pointer (the pointer is saved first)
     new.read(1, 50, 1)                                          # fetched ahead
     data = rand(2, 3)
     new.write(1, 60, data)                                      # fetched, then written
-    new.mgmt("flush")
-    new.restart()
+    new.restart()                        # no flush: what the board acknowledged is kept
     j = new.job("mig1")
     assert (j["state"], j["copy_pointer"], j["pointer"]) == ("paused", 12, 3)
     assert mg.migration(new, 1)["staged"] == [[50, 50], [60, 61]]
     assert new.read(1, 50, 1) == src[50 * BS:51 * BS]
     new.job("mig1", "resume")
     new.wait_job("mig1")
-    assert new.read(1, 0, 64) == src[:60 * BS] + data + src[62 * BS:]
+    assert new.read(1, 0, 64) == src[:9 * BS] + behind + src[10 * BS:60 * BS] + data + src[62 * BS:]
 
 
 # ---- E3: placement and rearrangement ------------------------------------------------------
@@ -273,8 +274,7 @@ def test_board_killed_mid_rearrangement_resumes_from_its_pointer(make_rig):
     mg.step(new, "mv0", 5)                                     # LDEV 0 done, LDEV 1 at 20
     later = rand(2, 8)
     new.write(0, 18, later)                                    # 18 moved already, 19 not yet
-    new.mgmt("flush")
-    new.restart()
+    new.restart()                        # no flush: what the board acknowledged is kept
     j = new.job("mv0")
     assert (j["state"], j["copy_pointer"], j["pointer"]) == ("paused", 20, 5)
     assert mg.entries(new, 0) == [(8, [0, 15]), (9, [16, 19]), (1, [20, 31])]
@@ -288,6 +288,19 @@ def test_board_killed_mid_rearrangement_resumes_from_its_pointer(make_rig):
 
 # ---- E4: levelling -------------------------------------------------------------------------
 
+def counted_once(u, workload, restart):
+    """Run the workload in a fresh period.  A READ the host link resent (no answer within
+    its retry time: a loaded machine) may run twice on the board and count twice; such a
+    run is done again in a new period, so the figures are the designed ones."""
+    for _ in range(5):
+        assert u.mgmt("mig_restart") == restart
+        before = u.link.counters()["retransmits"]
+        workload()
+        if u.link.counters()["retransmits"] == before:
+            return
+    pytest.fail("the host link resent requests in every run of the workload")
+
+
 def test_levelling_moves_the_random_ldev_to_raid1_and_the_sequential_one_to_raid5(make_rig):
     # LV 0 = 64 blocks on LDEVs 0-3 of group 0; a period of 100 clock ms, so one random
     # command (10 ms) is 10 % of an LDEV's period and one sequential command (2 ms) 2 %
@@ -296,12 +309,14 @@ def test_levelling_moves_the_random_ldev_to_raid1_and_the_sequential_one_to_raid
     data = rand(64, 9)
     new.write(0, 0, data)
     mg.clock(new, 30)
-    assert new.mgmt("mig_restart") == {"clock": 30, "period_start": 30}      # the fill is not counted
-    for lba in (0, 8, 3, 12):                                  # LDEV 0: 4 random reads -> 40 %
-        new.read(0, lba, 1)
-    for lba in range(16, 26):                                  # LDEV 1: 1 random + 9 sequential -> 28 %
-        new.read(0, lba, 1)
-    new.write(0, 40, data[40 * BS:41 * BS])                    # LDEV 2: 1 random write -> 10 %
+
+    def workload():
+        for lba in (0, 8, 3, 12):                              # LDEV 0: 4 random reads -> 40 %
+            new.read(0, lba, 1)
+        for lba in range(16, 26):                              # LDEV 1: 1 random + 9 sequential -> 28 %
+            new.read(0, lba, 1)
+        new.write(0, 40, data[40 * BS:41 * BS])                # LDEV 2: 1 random write -> 10 %
+    counted_once(new, workload, {"clock": 30, "period_start": 30})      # the fill is not counted
     s = {d["ldev"]: d for d in new.table("mig_stats")["ldevs"]}
     assert s[1]["seq_read"] == 9 and s[1]["random_read"] == 1 and s[0]["random_read"] == 4
     assert mg.clock(new, 99)["periods"] == []                  # not yet the end of the period

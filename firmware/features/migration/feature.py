@@ -67,6 +67,7 @@ class Migration:
         self.records = {}       # lv -> migration record (E2)
         self.bitmaps = {}       # lv -> staged bitmap of the area
         self.moves = {}         # lv -> move record (E3 / E4)
+        self.saved = {}         # lv -> its copy pointer as SM last saved it
         for k in t["migrations"]:
             m = t["migrations"][k]
             self.records[m["lv"]] = m
@@ -83,27 +84,22 @@ class Migration:
 
     def busy(self, v):
         """Host I/O to v takes the lock: a migration or a move of it is running."""
-        lv = v["id"]
-        m = self.records.get(lv)
-        if m is not None and m["state"] == fetch.UNDER:
-            return True
-        m = self.moves.get(lv)
-        return m is not None and m["state"] == move.UNDER
+        return self.running(v["id"]) is not None
 
     def in_use(self, lv):
         """The text of why LV lv cannot start a migration or a move, or None."""
-        m = self.records.get(lv)
-        if m is not None and m["state"] == fetch.UNDER:
+        m = self.running(lv)
+        if m is None:
+            return None
+        if m is self.records.get(lv):
             return "LV %d is under migratory copying" % lv
-        m = self.moves.get(lv)
-        if m is not None and m["state"] == move.UNDER:
-            return "LV %d is under copying (a rearrangement)" % lv
-        return None
+        return "LV %d is under copying (a rearrangement)" % lv
 
     # ---- I/O path ------------------------------------------------------------------
     def register(self, reg):
         reg.stage("read", self.on_io, lock=self.lock, when=self.busy)
-        reg.stage("before_cache", self.on_io, lock=self.lock, when=self.busy)
+        reg.stage("before_cache", self.on_write, lock=self.lock, when=self.busy)
+        reg.before_save(self.saving)
         reg.stage("check", self.mapped, when=self.partial)
         reg.stage("read_check", self.mapped, when=self.partial)
         reg.stage("after_commit", self.stats.stage(True))
@@ -121,6 +117,32 @@ class Migration:
     async def mapped(self, u, v, lba, n, buf):
         """Host I/O to an address no LDEV holds yet is refused."""
         return wire.E_OUT_OF_RANGE if ldev.unmapped(v, lba, n) >= 0 else None
+
+    def running(self, lv):
+        """The migration or move record of LV lv that is copying, or None."""
+        m = self.records.get(lv)
+        if m is not None and m["state"] == fetch.UNDER:
+            return m
+        m = self.moves.get(lv)
+        if m is not None and m["state"] == move.UNDER:
+            return m
+        return None
+
+    def saving(self):
+        """Before every SM save: the pointers it holds (a job saves only at its turning
+        points; the saver takes the pointer on within save_ms)."""
+        for lv in list(self.records) + list(self.moves):
+            m = self.running(lv)
+            if m is not None:
+                self.saved[lv] = m["pointer"]
+
+    async def on_write(self, u, v, lba, n, buf):
+        """A write behind the pointer but at or past the pointer SM last saved: save it
+        first, so a reset never copies (or maps) that address again over the write."""
+        m = self.running(v["id"])
+        if m is not None and lba < m["pointer"] and lba + n > self.saved.get(v["id"], -1):
+            u.sm.save()
+        return await self.on_io(u, v, lba, n, buf)
 
     async def on_io(self, u, v, lba, n, buf):
         """705: an address of the area not yet copied is fetched from S first (a read,

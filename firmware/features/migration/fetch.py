@@ -8,10 +8,13 @@
 # those blocks from S and stores them on T ("staged", I-2.3), then is served by T as
 # usual; the copy passes over staged blocks (T's data is the newest there).
 #
-# Order for a reset: blocks fetched from S are stored and destaged on T before the
-# pointer or a staged bit says so, and that is saved before the I/O goes on; so after a
-# kill T never takes a block for copied that its drives do not hold, and a host write
-# ahead of the pointer is never overwritten by the copy.
+# Order for a reset: blocks pulled from S are stored on T and durable there (in a
+# non-volatile cache, else destaged) before the pointer or a staged bit says so.  A
+# staged bit is saved before the I/O goes on; the pointer is saved by the SM saver
+# (within save_ms), and at once before a host write to an address behind it that the
+# last save did not cover (feature.on_write).  So after a kill T never takes a block for
+# copied that it does not hold, a copy that goes again over addresses never meets a host
+# write there, and a host write ahead of the pointer is never overwritten by the copy.
 #
 # Every fetch and copy step runs under the feature's lock, which host I/O to the LV takes
 # too (a write stays under it until stored): a copy step never interleaves with a write.
@@ -68,6 +71,13 @@ class Fetcher:
         return await self.read(peer_k, src_lv, last, 1, 2000)
 
 
+async def durable(u):
+    """What is in the cache is kept across a reset: at once with a non-volatile cache,
+    else once it is destaged (now)."""
+    if u.cache.nv is None:
+        await store.destage(u)
+
+
 def new_record(lv, peer_k, src_unit, src_lv, start, end, paused):
     n = end - start + 1
     return {"lv": lv, "peer": peer_k, "src_unit": src_unit, "src_lv": src_lv, "start": start,
@@ -104,7 +114,7 @@ async def stage_range(mig, m, bm, v, a, n):
         st = await mig.fetcher.pull(m, v, x, y - x)
         if st != wire.OK:
             return st
-        await store.destage(mig.u)
+        await durable(mig.u)
         core.range_set(bm, x - m["start"], y - x)
         m["fetched"] += y - x
         got = True
@@ -138,14 +148,16 @@ async def run(mig, job, m):
                         m["copied"] += y - x
                         r = unfetched(m, bm, a, n)
                 if st == wire.OK:
-                    await store.destage(u)
+                    await durable(u)
                     m["pointer"] = a + n
                     job.pointer = (m["pointer"] - m["start"] + cb - 1) // cb
+                    mig.sync_bitmap(m)
                     if m["pointer"] > m["end"]:
                         m["state"] = SIMPLEX
                         mig.finished(m, job)
-                    mig.sync_bitmap(m)
-                    u.sm.save()
+                        u.sm.save()
+                    else:
+                        u.sm.dirty = True       # saved within save_ms (or by a write behind it)
                     job.stalled = False
                     job.note = "copied %d, fetched %d" % (m["copied"], m["fetched"])
                     break

@@ -4,18 +4,22 @@
 # that source LDEV `src` holds go to destination LDEV `dst` (at the same offset inside
 # it).  The copy pointer (306) runs through the items' ranges, copy_blocks addresses per
 # step (a step never crosses an item's end).  Each step reads the blocks from the source
-# place (the cache first), stores them at the destination, destages, and then remaps
+# place (the cache first), stores them at the destination (durable: fetch.durable), then remaps
 # those LV addresses onto the destination in the LV's extents, so the volume map itself
 # routes host I/O by the pointer: addresses below it are read and written at the new
 # place, the others at the old one (Fig 9's rule, for reads and writes alike).  The step
 # and the remap run under the feature's lock, which host I/O to the LV takes too.
 #
 # When an item is done its source LDEV is free again (it holds nothing of the LV) and its
-# statistics go with the data; when all are done the move is SIMPLEX.  The pointer, the
-# remapped extents and the LDEV table are saved in one SM save per step, so a reset
-# resumes from the pointer with the volume map matching it.
+# statistics go with the data; when all are done the move is SIMPLEX.  The pointer and
+# the remapped extents are one SM save (the volume map is in SM too): the saver takes
+# them within save_ms, a host write behind the pointer that the last save did not cover
+# saves them first (feature.on_write), an LDEV done saves at once; always after the data
+# is durable.  So a reset resumes from a saved pointer with the volume map matching it,
+# and the addresses it copies again hold no host write yet.
 from firmware import ldev, store, wire
 from firmware.features.migration import lvmap
+from firmware.features.migration.fetch import durable
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
 
@@ -60,7 +64,8 @@ async def run(mig, job, m):
         async with mig.lock:
             if mig.moves.get(m["lv"]) is not m or not mig.live:
                 return
-            it = m["items"][m["k"]]
+            k = m["k"]
+            it = m["items"][k]
             p = m["pointer"]
             n = min(cb, it["last"] + 1 - p)
             off = p - it["first"]
@@ -72,7 +77,7 @@ async def run(mig, job, m):
                 u.warn("migration: %s: %s" % (job.name, job.note))
                 return
             await store.write_blocks(u, u.group(it["dgid"]), it["dglba"] + off, n, b)
-            await store.destage(u)
+            await durable(u)
             lvmap.remap(mig.volume(m["lv"]), p, n, it["dgid"], it["dglba"] + off)
             m["pointer"] = p + n
             m["copied"] += 1
@@ -82,7 +87,10 @@ async def run(mig, job, m):
             job.note = "copied %d steps" % m["copied"]
             if m["state"] == SIMPLEX:
                 mig.finished(m, job)
-            u.sm.save()
+            if m["k"] != k:
+                u.sm.save()             # an LDEV done: the LDEV table changed
+            else:
+                u.sm.dirty = True       # saved within save_ms (or by a write behind it)
         await sleep_ms(0)
 
 
