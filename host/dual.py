@@ -58,6 +58,7 @@ class DualUnit(Unit):
             raise RigError(f"unit {self.name}: controllers = 2 runs on launched boards only "
                            f"(emulator, cpython, inprocess), not {self.board['name']} by URL")
         self.sibling = 0           # the rig sets it: the peer path between A and B
+        self.sibling_cut = False   # a fault: the path between A and B answers PATH_DOWN
         self.ctrls = [Controller(self, 0), Controller(self, 1)]
         self.launcher = self.ctrls[0].launcher
         self.active = 0
@@ -198,7 +199,7 @@ class DualUnit(Unit):
                 c.link.send(wire.CH_PEER + k, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
             return
         o = self.ctrls[1 - c.index]
-        if not o.up() or o.fenced:
+        if not o.up() or o.fenced or self.sibling_cut:
             if not kind & wire.RESP and c.link is not None:
                 c.link.send(wire.CH_PEER + k, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
             return

@@ -168,6 +168,22 @@ def test_a_returns_resynchronises_and_takes_its_role_back(rig):
     assert h.verify_all(0, 64) == 0
 
 
+def test_a_standby_cut_off_is_told_it_is_out_of_step_and_joins_again(rig):
+    u, h = rig.unit(), rig.host()
+    h.write(0, 0, 2)
+    u.sibling_cut = True                  # the path between the controllers fails
+    h.write(0, 20, 2)                     # A's mirror frame is refused: A goes on alone
+    a = u.ctrl_table("A", "dual")
+    assert not a["peer_up"] and a["peer_lost"] == 1
+    assert u.ctrl_table("B", "dual")["role"] == "standby"    # it has not heard yet
+    u.sibling_cut = False                 # A tells B it is out of step; B joins again
+    u.wait_for(lambda x: x.ctrl_table("B", "dual")["desyncs"] == 1 and x.ctrl_table("A", "dual")["peer_up"]
+               and x.ctrl_table("B", "dual")["role"] == "standby", what="B in step again")
+    assert u.ctrl_table("B", "warnings")[-1].startswith("dual: controller B out of step")
+    u.kill_controller("A")                # B's mirror holds the write made while it was cut off
+    assert h.verify_all(0, 64) == 0
+
+
 @pytest.mark.parametrize("changes, words", [
     ({"controllers": 3}, "controllers must be one of 1, 2"),
     ({"controllers": 1}, "feature dual needs controllers = 2"),

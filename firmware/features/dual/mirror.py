@@ -21,7 +21,8 @@ import struct
 
 from firmware import peer, volmap, wire
 from firmware.cache import CLEAN, DIRTY
-from firmware.features.dual.state import LOCAL_TABLES
+from firmware.features.dual.state import LOCAL_TABLES, SUB_CTL
+from firmware.link import sleep_ms
 from firmware.volmap import key_gid, key_glba, key_of
 
 SUB_PUT = 0x60     # PUT_HEAD, notices, then count blocks of data
@@ -35,6 +36,7 @@ NOTE = "<II"           # cache key, seq
 NOTE_LEN = 8
 SM_HEAD = "<BII"       # sub, image length, offset of this chunk
 SM_LEN = 9
+DESYNC_MS = 200        # between two tries to tell an unreachable sibling it is out of step
 
 
 def _take_notes(d, buf, off):
@@ -77,12 +79,24 @@ async def send_put(d, gid, glba, count, data, seq):
 
 
 def lost(d, st):
-    """The sibling did not take a mirror frame: this controller runs alone."""
+    """The sibling did not take a mirror frame: this controller runs alone, and tells
+    the sibling (if it still answers) that its mirror is out of step: it joins again."""
     if d.peer_up:
         d.peer_up = False
         d.c["peer_lost"] += 1
         d.u.warn("dual: controller %s unreachable (%s): running alone"
                  % ("AB"[1 - d.me], wire.status_name(st)))
+        asyncio.create_task(_tell_out_of_step(d))
+
+
+async def _tell_out_of_step(d):
+    """Until the sibling has heard it (or this controller mirrors again): a sibling
+    that thinks itself in step must not take over with an old mirror."""
+    while d.live and not d.peer_up:
+        st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "desync"}, timeout=1000)
+        if st in (wire.OK, wire.E_STATE):
+            return
+        await sleep_ms(DESYNC_MS)
 
 
 async def _mirror(d, gid, glba, count, data, seq):
@@ -311,13 +325,13 @@ def drop_cache(d):
             d.sseq[s] = 0
 
 
-async def resync(d, ctl):
+async def resync(d):
     """The sibling (re)joined: it drops its cache, this controller mirrors from now on
     and sends it the SM and every dirty block it holds (with its sequence number; newer
     writes win over them)."""
     u = d.u
     c = u.cache
-    st, r = await peer.call(u, d.sib, ctl, {"op": "drop"})
+    st, r = await peer.call(u, d.sib, SUB_CTL, {"op": "drop"})
     if st != wire.OK:
         return st
     d.peer_up = True

@@ -16,12 +16,13 @@
 #            when it kills the master's board): the standby checks that its sibling is
 #            gone, becomes master alone, attaches the features (jobs resume from their
 #            SM records) and destages the mirrored dirty data.
+import asyncio
+
 from firmware import features, peer, wire
 from firmware.features.dual import mirror
-from firmware.features.dual.state import JOINING, MASTER, STANDBY
+from firmware.features.dual.state import JOINING, MASTER, STANDBY, SUB_CTL
 from firmware.link import sleep_ms
 
-SUB_CTL = 0x63        # JSON control messages between the two controllers
 SEQ_GAP = 1 << 20     # a new master numbers its writes above anything in flight from the old one
 ALIVE_MS = 1000
 ROLE_MS = 60000       # a join or a handback waits for a whole resync
@@ -54,6 +55,8 @@ async def join(d):
     """At boot: find out the role (tries join_tries times while the sibling is joining too)."""
     u = d.u
     for _ in range(d.cfg["join_tries"]):
+        if not d.live:
+            return
         st, r = await peer.call(u, d.sib, SUB_CTL, {"op": "join", "from": d.me}, timeout=ROLE_MS)
         if st == wire.OK and r.get("role") == MASTER:
             d.role = STANDBY
@@ -130,7 +133,7 @@ async def _drop(d):
 async def _join(d):
     if d.role != MASTER:
         return wire.OK, {"role": d.role}
-    st = await mirror.resync(d, SUB_CTL)
+    st = await mirror.resync(d)
     if st != wire.OK:
         return st, {"error": "resync failed: %s" % wire.status_name(st)}
     return wire.OK, {"role": MASTER, "seq": d.seq}
@@ -144,7 +147,18 @@ async def _handback(d):
     return wire.OK, {"role": STANDBY, "seq": d.seq}
 
 
-CONTROLS = {"alive": _alive, "drop": _drop, "join": _join, "handback": _handback}
+async def _desync(d):
+    """The master lost a mirror frame of ours: this mirror is out of step; join again."""
+    if d.role != STANDBY:
+        return wire.E_STATE, {"error": "controller %s is %s" % (d.letter(), d.role)}
+    d.role = JOINING
+    d.c["desyncs"] += 1
+    d.u.warn("dual: controller %s out of step with its master: joining again" % d.letter())
+    asyncio.create_task(join(d))
+    return wire.OK, {}
+
+
+CONTROLS = {"alive": _alive, "drop": _drop, "join": _join, "handback": _handback, "desync": _desync}
 
 
 async def on_ctl(d, u, req, p):

@@ -11,6 +11,7 @@ STANDBY = "standby"   # holds the mirror of the master's cache and SM; refuses h
 JOINING = "joining"   # just booted: asking its sibling which role it has
 
 LETTERS = "AB"
+SUB_CTL = 0x63        # PEER subtype: JSON control messages between the two controllers
 # features whose state lives in SM (mirrored) and that run on one controller at a time
 DUAL_OK = ("dual", "volcopy", "online_backup")
 # SM tables kept per controller: its boot count and warnings; the configuration is
@@ -69,7 +70,7 @@ class Dual:
         self.c = {"puts_sent": 0, "puts_applied": 0, "blocks_mirrored": 0, "stale_puts": 0,
                   "put_busy": 0, "cleans_sent": 0, "cleans_applied": 0, "clean_overflow": 0,
                   "sm_pushes": 0, "sm_applied": 0, "takeovers": 0, "resyncs": 0,
-                  "resync_blocks": 0, "handbacks": 0, "peer_lost": 0, "refused_io": 0}
+                  "resync_blocks": 0, "handbacks": 0, "peer_lost": 0, "desyncs": 0, "refused_io": 0}
 
     def detach(self):
         """The unit is reconfigured: its seams go back to a single controller's."""
