@@ -120,6 +120,33 @@ def echo_rate(board: dict, state_dir: Path, size: int, seconds: float = 1.0) -> 
         launcher.stop()
 
 
+def echo_latency(board: dict, state_dir: Path, size: int, n: int = 2000) -> dict:
+    """One frame of `size` bytes in flight at a time, n times: the round trip through
+    the board's interpreter and back, in microseconds {"p50_us", "p99_us", "n"} (what
+    queue depth 1 costs before the firmware does anything)."""
+    cls = EmulatorEcho if board["kind"] == "emulator" else CPythonEcho
+    launcher = cls(board, state_dir, "echo")
+    ser = launcher.start()
+    try:
+        frame = bytes(random.Random(size).randrange(1, 256) for _ in range(size - 1)) + b"\x00"
+        lat = []
+        for i in range(n + 20):
+            t = time.perf_counter()
+            ser.write(frame)
+            got = 0
+            end = t + 10
+            while got < size:
+                got += len(ser.read(size - got))
+                if time.perf_counter() > end:
+                    raise RuntimeError("no echo: %s" % launcher.stderr_text()[-500:])
+            if i >= 20:             # after a warm-up
+                lat.append(time.perf_counter() - t)
+        lat.sort()
+        return {"n": n, "p50_us": round(lat[n // 2] * 1e6, 1), "p99_us": round(lat[int(n * 0.99)] * 1e6, 1)}
+    finally:
+        launcher.stop()
+
+
 # ---- the bound -------------------------------------------------------------------
 def frames_write_stripe(n_data: int, chunk: int, bs: int, max_payload: int) -> list[int]:
     """Payload sizes of the data frames of one full-stripe write (see the module doc)."""

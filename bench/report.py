@@ -115,7 +115,7 @@ def depth_jobs(benches) -> list[dict]:
 
 def depth_rows(js) -> list[list]:
     return [[j["job"], j["iodepth"], j["iops"], j["MBps"], j["p50_us"], j["p99_us"], j["p99_9_us"],
-             j["bound_MBps"], j["efficiency"]] for j in js]
+             j["bound_MBps"], j["efficiency"], j.get("board_cpu"), j.get("host_cpu")] for j in js]
 
 
 def depth_plot(js, out: Path, plt, quick: bool) -> list[str]:
@@ -289,7 +289,8 @@ def make(path, out=None, quick=None) -> Path:
                    extra_rows([b for b in benches if "efficiency" in b.get("extra_info", {})], "io-",
                               ["bound_MBps", "efficiency", "echo_MBps"])), "",
           "## I/O against queue depth (link efficiency as above; goals at iodepth 16 and p99 / p50 at 1)", "",
-          md_table(["job", "iodepth", "IOPS", "MB/s", "p50 us", "p99 us", "p99.9 us", "bound MB/s", "efficiency"],
+          md_table(["job", "iodepth", "IOPS", "MB/s", "p50 us", "p99 us", "p99.9 us", "bound MB/s", "efficiency",
+                    "board CPU", "host CPU"],
                    depth_rows(depth_jobs(benches))), "",
           "## Copy engines", "",
           md_table(["test", "rows", "seconds", "rows/s", "us per row"],

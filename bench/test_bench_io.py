@@ -44,6 +44,7 @@ SECONDS = 0.4 if QUICK else 3.0
 GOAL = {"emulator": 0.7, "cpython": 0.9}
 MEMBERS, CHUNK, BS = 5, 4, 4096
 _ECHO = {}
+_ECHO_LAT = {}      # board -> the bare round trip of one 4 KiB frame (linkbench.echo_latency)
 
 
 def echo_rates(board, tmp):
@@ -63,6 +64,8 @@ def unit(request, tmp_path_factory):
     board = request.param
     tmp = tmp_path_factory.mktemp("io-" + board)
     rates = echo_rates(board, tmp)      # before the rig: the echo has the machine to itself
+    _ECHO_LAT[board] = lb.echo_latency(load_board(board), tmp / "echo-lat", lb.wire_bytes(1 + BS),
+                                       300 if QUICK else 2000)
     rig = Rig(lb.io_desc(members=MEMBERS, chunk=CHUNK, bs=BS), state_dir=tmp / "rig", board=board).start()
     yield board, rig, rates
     rig.close()
@@ -122,6 +125,16 @@ DEPTHS = [1, 4, 16]
 TAIL_GOAL = 3.0
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def bound_of(rw, bs, u, rates):
     """(link-limited MB/s, what) for the jobs the efficiency is defined for."""
     rate_of = lb.nearest_rate(rates)
@@ -149,9 +162,16 @@ def test_io_depth(benchmark, unit, rw, size, depth):
         jf = fio.load(JOB_FILE, sections=[name], overrides={"runtime": SECONDS, "iodepth": depth})
         plan = fio.plan(jf, rig)
         tx0, rx0 = lb.link_bytes(u)
+        proc = getattr(u.launcher, "proc", None)
+        pids = (proc.pid if proc else -1, os.getpid())
+        c0 = [cpu_seconds(p) for p in pids]
         res["job"] = fio.run(plan, rig).jobs[0]
+        c1 = [cpu_seconds(p) for p in pids]
         tx1, rx1 = lb.link_bytes(u)
         res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
+        # the share of one core each side used: neither near 1.0 means both wait
+        res["cpu"] = [round((b - a) / res["job"].elapsed_s, 2) if a is not None and b is not None else None
+                      for a, b in zip(c0, c1)]
 
     benchmark.group = "iodepth-%s-%s" % (board, name)
     benchmark.pedantic(run, rounds=1, iterations=1)
@@ -163,6 +183,7 @@ def test_io_depth(benchmark, unit, rw, size, depth):
     s["bound_MBps"] = round(bound, 2)
     s["efficiency"] = round(s["MBps"] / bound, 3)
     s["link_MBps"] = round(res["link_bytes"] / job.elapsed_s / 1e6, 2)
+    s["board_cpu"], s["host_cpu"] = res["cpu"]
     benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "iodepth": depth, "fio_depth": s,
                                  "fio_json": dict(job.json(), jobname=s["job"])})
     if depth == 16:
@@ -172,6 +193,12 @@ def test_io_depth(benchmark, unit, rw, size, depth):
         tail = round(s["p99_us"] / s["p50_us"], 2) if s["p50_us"] else 0.0
         benchmark.extra_info["goal"] = {"name": "p99 / p50, %s, %s, iodepth 1" % (what, board),
                                         "value": tail, "goal": TAIL_GOAL, "lower": True}
-    print("\n%s %s qd%d: %.1f IOPS %.2f MB/s p50 %.0f us p99 %.0f us p99.9 %.0f us; efficiency %.3f" % (
-        board, name, depth, s["iops"], s["MBps"], s["p50_us"], s["p99_us"], s["p99_9_us"], s["efficiency"]))
+        e = _ECHO_LAT[board]
+        if rw == "randread":      # what the pty and the machine alone give (once per board)
+            benchmark.extra_info["info"] = {
+                "name": "bare echo round trip of one 4 KiB frame, %s: p50 / p99 us (p99 / p50)" % board,
+                "value": "%.0f / %.0f (%.1f)" % (e["p50_us"], e["p99_us"], e["p99_us"] / max(e["p50_us"], 1))}
+    print("\n%s %s qd%d: %.1f IOPS %.2f MB/s p50 %.0f us p99 %.0f us p99.9 %.0f us; efficiency %.3f; cpu %s" % (
+        board, name, depth, s["iops"], s["MBps"], s["p50_us"], s["p99_us"], s["p99_9_us"], s["efficiency"],
+        res["cpu"]))
     assert s["ios"] > 0
