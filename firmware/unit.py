@@ -9,7 +9,7 @@ from firmware import cha, core, features, iopath, mgmt, peer, store, wire
 from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
-from firmware.link import Link, sleep_ms, wait_ms
+from firmware.link import Link, Pending, sleep_ms, wait_ms
 from firmware.nvcache import NVCache
 from firmware.raid import GOOD, Raid
 from firmware.sm import SharedMemory
@@ -28,6 +28,7 @@ BOARD_DEFAULTS = {
     "nv_cache": False,      # keep dirty cache slots in a file too (battery-backed cache)
 }
 MAX_WARNINGS = 32
+FEATURE_REQUESTS = 6   # request slots added for the features (none without one)
 
 
 class Unit:
@@ -37,8 +38,9 @@ class Unit:
         self.board = b
         self.sm = SharedMemory(sm_path)
         # drive/peer requests in flight: a member's worth per RAID lock holder and one
-        # spare, one per worker (direct reads), and a few for features
-        npending = (b["max_members"] + 1) * (b["raid_sets"] + 2) + 8 + b["workers"]
+        # spare, one per worker (direct reads), two for management ops, and
+        # FEATURE_REQUESTS more once a feature is configured (setup)
+        npending = (b["max_members"] + 1) * (b["raid_sets"] + 2) + 2 + b["workers"]
         self.link = Link(port, b["max_payload"], b["workers"], npending=npending,
                          retry_ms=b["retry_ms"], rx_chunk=b["rx_chunk"])
         self.link.handler = self.handle
@@ -66,6 +68,7 @@ class Unit:
         self.regs = {}             # name -> its Registration
         self.tracing = False       # trace events on CH_LOG (mgmt op "trace")
         self.mem_peak = 0          # largest live heap seen by the "mem" table
+        self.feature_requests = 0  # request slots added for features (setup)
 
     # ---- configuration -----------------------------------------------------
     def configured(self):
@@ -99,10 +102,13 @@ class Unit:
         self.raid = Raid(self, self.bs, width, self.board["raid_sets"])
         if nv is not None:
             self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
+        if cfg.get("features") and not self.feature_requests:
+            self.link.free.extend([Pending() for _ in range(FEATURE_REQUESTS)])
+            self.feature_requests = FEATURE_REQUESTS
         features.attach_all(self)
         for g in self.sm.t["groups"]:
             rb = g.get("rebuild")
-            if rb:
+            if rb and not self.standby:   # a standby's rebuilds start when it takes over
                 self.start_rebuild_job(g)
 
     def _frame(self, ch, kind, seq, payload):
