@@ -32,7 +32,8 @@ def steps(u):
 
 
 def idle(main, sub):
-    return (main.table("mirror")["held"] == sub.table("mirror")["held"] == ""
+    m, s = main.table("mirror"), sub.table("mirror")
+    return (m["held"] == s["held"] == "" and m["queued"] == s["queued"] == 0
             and hm.on_drives(main) == hm.on_drives(sub))
 
 
@@ -186,3 +187,31 @@ def test_a_board_killed_while_it_holds_its_volume_leaves_both_equal_after_restar
     assert hm.on_drives(main)[:BS] == acked[:BS]
     sub.write(0, 3, rand(1, 19))
     assert idle(main, sub)
+
+
+def test_fig19_main_side_waits_for_the_held_subvolume_and_gets_it_first(make_rig):
+    rig, main, sub = start(make_rig)
+    sub.job("mirror", "pause")                     # the sub side holds 602 (861), 862 not sent
+    a, b = rand(1, 20), rand(1, 21)
+    wb = sub.start_io("w", 0, 6, b)
+    sub.wait_for(lambda u: u.table("mirror")["held"] == "sub", what="861")
+    wa = main.start_io("w", 0, 6, a)               # 844, 845 self; the target waits (a waiter)
+    main.wait_for(lambda u: "845" in steps(u), what="845 self")
+    sub.job("mirror", "resume")                    # 862 finds 601 held: 832, release, retry
+    main.finish_io(wa)                             # the main side's transfer always completes
+    sub.finish_io(wb)
+    assert "832" in steps(sub) and "T-write" in steps(sub)
+    assert main.read(0, 6, 1) == b == sub.read(0, 6, 1) and idle(main, sub)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_concurrent_writes_to_one_block_from_both_hosts_end_equal(make_rig, mode):
+    rig, main, sub = start(make_rig, mode)
+    hs = []
+    for i in range(6):
+        hs.append((main, main.start_io("w", 0, 2, rand(1, 300 + i))))
+        hs.append((sub, sub.start_io("w", 0, 2, rand(1, 400 + i))))
+    for u, h in hs:
+        u.finish_io(h)
+    sub.wait_for(lambda u: idle(main, sub), what="both equal")
+    assert main.read(0, 2, 1) in [rand(1, s + i) for s in (300, 400) for i in range(6)]

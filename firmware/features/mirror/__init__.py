@@ -101,6 +101,7 @@ def info(side):
         d["host"] = side.host
         d["reserved_by"] = side.st["reserved_by"]
         d["held"] = side.held or ""
+        d["queued"] = 0 if side.slots is None else side.slots.n - len(side.slots.free)   # async writes not done
         d["async_status"] = side.st.get("async_status", "")
     if side.role == "sub":
         d["comm"] = side.comm.kind

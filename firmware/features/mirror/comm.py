@@ -19,6 +19,7 @@ KINDS = ("disk", "cache", "none")
 class Slots:
     def __init__(self, n, size):
         self.size = size
+        self.n = n
         self.buf = memoryview(bytearray(n * size))
         self.free = list(range(n))
         self.ev = asyncio.Event()
