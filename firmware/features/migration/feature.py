@@ -68,6 +68,7 @@ class Migration:
         self.bitmaps = {}       # lv -> staged bitmap of the area
         self.moves = {}         # lv -> move record (E3 / E4)
         self.saved = {}         # lv -> its copy pointer as SM last saved it
+        self.unsaved = {}       # lv -> True: staged bits set since the last save
         for k in t["migrations"]:
             m = t["migrations"][k]
             self.records[m["lv"]] = m
@@ -129,29 +130,34 @@ class Migration:
         return None
 
     def saving(self):
-        """Before every SM save: the pointers it holds (a job saves only at its turning
-        points; the saver takes the pointer on within save_ms)."""
+        """Before every SM save: the pointers and staged bits it holds (a job saves only
+        at its turning points; the saver takes the rest within save_ms)."""
         for lv in list(self.records) + list(self.moves):
             m = self.running(lv)
             if m is not None:
                 self.saved[lv] = m["pointer"]
+        for lv in self.unsaved:
+            self.sync_bitmap(self.records[lv])
+        self.unsaved = {}
 
     async def on_write(self, u, v, lba, n, buf):
-        """A write behind the pointer but at or past the pointer SM last saved: save it
-        first, so a reset never copies (or maps) that address again over the write."""
-        m = self.running(v["id"])
-        if m is not None and lba < m["pointer"] and lba + n > self.saved.get(v["id"], -1):
+        """Before a host write, what a reset must not undo under it is saved: a pointer
+        past the write's addresses that the last save did not cover (the copy would go
+        over them again), staged bits not saved yet (the copy would overwrite them)."""
+        lv = v["id"]
+        m = self.running(lv)
+        if m is not None and (lv in self.unsaved or (lba < m["pointer"] and lba + n > self.saved.get(lv, -1))):
             u.sm.save()
-        return await self.on_io(u, v, lba, n, buf)
+        return await self.on_io(u, v, lba, n, buf, True)
 
-    async def on_io(self, u, v, lba, n, buf):
+    async def on_io(self, u, v, lba, n, buf, write=False):
         """705: an address of the area not yet copied is fetched from S first (a read,
         or a write: the block is T's from then on).  A move needs only the lock."""
         m = self.records.get(v["id"])
         if m is None or m["state"] != fetch.UNDER:
             return None
         self.cnt["fetches"] += 1 if fetch.unfetched(m, self.bitmaps[m["lv"]], lba, n) else 0
-        st = await fetch.stage_range(self, m, self.bitmaps[m["lv"]], v, lba, n)
+        st = await fetch.stage_range(self, m, self.bitmaps[m["lv"]], v, lba, n, write)
         return None if st == wire.OK else st
 
     # ---- records and jobs ----------------------------------------------------------

@@ -9,10 +9,10 @@
 # usual; the copy passes over staged blocks (T's data is the newest there).
 #
 # Order for a reset: blocks pulled from S are stored on T and durable there (in a
-# non-volatile cache, else destaged) before the pointer or a staged bit says so.  A
-# staged bit is saved before the I/O goes on; the pointer is saved by the SM saver
-# (within save_ms), and at once before a host write to an address behind it that the
-# last save did not cover (feature.on_write).  So after a kill T never takes a block for
+# non-volatile cache, else destaged) before the pointer or a staged bit says so.  The
+# pointer and the staged bits are saved by the SM saver (within save_ms), and at once
+# before a host write to the LV finds an address behind the pointer the last save did
+# not cover, or staged bits not saved yet (feature.on_write).  So after a kill T never takes a block for
 # copied that it does not hold, a copy that goes again over addresses never meets a host
 # write there, and a host write ahead of the pointer is never overwritten by the copy.
 #
@@ -102,9 +102,12 @@ def unfetched(m, bm, a, n):
     return i + s, (hi if j < 0 else j + s)
 
 
-async def stage_range(mig, m, bm, v, a, n):
+async def stage_range(mig, m, bm, v, a, n, save):
     """Fetch every block of a..a+n-1 that is ahead of the pointer and not staged; the
-    first bad status (then nothing more is marked)."""
+    first bad status (then nothing more is marked).  save: the staged bits are saved
+    before this returns (a write follows); else by the next save, which a write to the
+    LV makes first (feature.on_write): a staged bit lost by a reset only costs a fetch
+    again, as long as no host write relied on it."""
     got = False
     while True:
         r = unfetched(m, bm, a, n)
@@ -120,7 +123,11 @@ async def stage_range(mig, m, bm, v, a, n):
         got = True
     if got:
         mig.sync_bitmap(m)
-        mig.u.sm.save()
+        if save:
+            mig.u.sm.save()
+        else:
+            mig.unsaved[m["lv"]] = True
+            mig.u.sm.dirty = True
     return wire.OK
 
 
