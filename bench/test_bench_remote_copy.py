@@ -4,8 +4,9 @@
   initial copy   the area's tracks copied to T (firmware time, job start -> DUPLEX) against
                  the path's raw rate: frames of the same size sent one after another and
                  answered without being stored (rc_path_rate) -> a ratio
-  write latency  single-block host writes at random addresses of the area, request to
-                 GOOD on the host: p50 / p99 with the pair DUPLEX against the LV SIMPLEX
+  write latency  single-block host writes at random addresses of the area (and on 16
+                 hot tracks), request to GOOD on the host: p50 / p99 with the pair DUPLEX
+                 against the LV SIMPLEX; with and without the write-intent marks
   resync         the path cut, 1 % of the area's tracks rewritten, the path back: the
                  resync's time against the full initial copy (goal <= 0.02)
 
@@ -27,8 +28,8 @@ WRITES = 50 if QUICK else 300
 LINES = []
 
 
-def desc():
-    d = hr.desc()
+def desc(intent):
+    d = hr.desc(s={"write_intent": intent})
     s, t = d["unit"]
     s["drive_blocks"] = BLOCKS
     s["volume"][0]["blocks"] = BLOCKS
@@ -36,16 +37,17 @@ def desc():
     return d
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory):
-    r = Rig(desc(), state_dir=tmp_path_factory.mktemp("rcbench")).start()
+@pytest.fixture(scope="module", params=[1, 0], ids=["write_intent", "no_write_intent"])
+def rig(request, tmp_path_factory):
+    r = Rig(desc(request.param), state_dir=tmp_path_factory.mktemp("rcbench")).start()
+    r.intent = request.param
     s = r.unit("s")
     rng = random.Random(1)
     s.write(0, 0, rng.randbytes(BLOCKS * BS))
     s.flush(0)
     yield r
     r.close()
-    if LINES:
+    if LINES and not request.param:
         print("\n" + "\n".join(LINES))
 
 
@@ -97,17 +99,20 @@ def test_remote_copy_initial_copy_latency_and_resync(benchmark, rig):
     ratio = resync_ms / full_ms
     ms = [1e3 * x for x in (pct(simplex, 0.5), pct(simplex, 0.99), pct(duplex, 0.5), pct(duplex, 0.99),
                             pct(hot, 0.5), pct(hot, 0.99))]
+    benchmark.group = "remote-copy-" + ("write-intent" if rig.intent else "no-write-intent")
     benchmark.extra_info.update({
-        "tracks": BLOCKS, "raw_path_kib_s": round(raw_rate / 1024, 1), "copy_kib_s": round(copy_rate / 1024, 1),
+        "write_intent": rig.intent, "tracks": BLOCKS, "raw_path_kib_s": round(raw_rate / 1024, 1),
+        "copy_kib_s": round(copy_rate / 1024, 1),
         "copy_vs_raw": round(copy_rate / raw_rate, 3), "full_copy_ms": full_ms, "resync_ms": resync_ms,
         "simplex_p50_ms": round(ms[0], 3), "simplex_p99_ms": round(ms[1], 3),
         "duplex_p50_ms": round(ms[2], 3), "duplex_p99_ms": round(ms[3], 3),
         "duplex_hot_p50_ms": round(ms[4], 3), "duplex_hot_p99_ms": round(ms[5], 3),
         "goal": {"name": "resync 1% / full copy <= 0.02 (as 0.02 / ratio >= 1)", "value": round(0.02 / ratio, 2),
                  "goal": 1.0}})
-    LINES.append("remote copy, %d tracks of %d bytes: initial copy %.1f KiB/s vs path raw %.1f KiB/s (ratio %.2f); "
+    LINES.append("remote copy (write_intent %d), %d tracks of %d bytes: initial copy %.1f KiB/s vs path raw "
+                 "%.1f KiB/s (ratio %.2f); "
                  "host write p50/p99 simplex %.2f/%.2f ms, duplex %.2f/%.2f ms (16 hot tracks %.2f/%.2f ms); "
                  "resync of 1%% %d ms vs full %d ms (ratio %.4f)"
-                 % (BLOCKS, BS, copy_rate / 1024, raw_rate / 1024, copy_rate / raw_rate, ms[0], ms[1], ms[2], ms[3],
-                    ms[4], ms[5], resync_ms, full_ms, ratio))
+                 % (rig.intent, BLOCKS, BS, copy_rate / 1024, raw_rate / 1024, copy_rate / raw_rate, ms[0], ms[1],
+                    ms[2], ms[3], ms[4], ms[5], resync_ms, full_ms, ratio))
     assert QUICK or ratio <= 0.02, LINES[-1]

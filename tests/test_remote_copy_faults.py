@@ -41,10 +41,15 @@ def wait_state(u, want, i=0):
     return u.wait_for(lambda x: x.table("rc_830")[i]["836"] == want, what="pair %d %s" % (i, want))
 
 
-def test_a_cut_path_suspends_and_the_resync_sends_only_the_changed_tracks(make_rig):
-    rig, s, t = start(make_rig)
+@pytest.mark.parametrize("intent", [1, 0])
+def test_a_cut_path_suspends_and_the_resync_sends_only_the_changed_tracks(make_rig, intent):
+    rig, s, t = start(make_rig, write_intent=intent)
     s.mgmt("rc_pair", volume=0, start=100, end=399, peer=0)
     wait_state(s, "DUPLEX")
+    s.write(0, 120, DATA[120 * BS:124 * BS])          # duplex: forwarded (T lacks nothing)
+    assert s.table("rc_830")[0]["changed"] == 0
+    if not intent:                                     # and no write-intent mark was made
+        assert bytes.fromhex(s.table("rc_830")[0]["bits"]) == bytes(38)
     want = bytearray(DATA)
     rig.fabric.paths[0].cut = True
     for lba, n, seed in ((150, 2, 2), (300, 4, 3), (50, 3, 4)):       # 50..52 lie outside the area

@@ -24,7 +24,10 @@ from firmware.features.remote_copy.state import COPYING, DUPLEX, NONE, SIMPLEX, 
 async def intent(rc, u, v, lba, count, data):
     """before_cache: the write's tracks in every pair it touches are marked before S
     stores it (saved when a mark is new), so a reset of S before T has the data resends
-    them; the marks of what T acknowledges go at the next save."""
+    them; the marks of what T acknowledges go at the next save.  Off (write_intent = 0):
+    only what is not forwarded is marked, after the store (docs/remote_copy.md)."""
+    if not rc.cfg["write_intent"]:
+        return None
     new = False
     for i in rc.hit(v, lba, count):
         s = rc.pair(i)
@@ -51,6 +54,8 @@ async def write(rc, u, v, lba, count, data):
     if tracing:
         u.trace("rc", "s_cache", v["id"], lba, count)
     bs = u.bs
+    wi = rc.cfg["write_intent"]
+    save = False
     for i in hit:
         s = rc.pair(i)
         a = max(lba, s["834"])
@@ -67,15 +72,21 @@ async def write(rc, u, v, lba, count, data):
                 if r == wire.OK:
                     rc.cnt["forwarded"] += 1
                     rc.cnt["forwarded_blocks"] += top - a + 1
-                    rc.settle(i, a, top, True)
+                    if wi:
+                        rc.settle(i, a, top, True)
                     if tracing:
                         u.trace("rc", "t_acked", v["id"], a, top - a + 1)
                 else:
                     copyjob.suspend(rc, i, "write: %s" % wire.status_name(r))
                     top = a - 1
             if top < b:
+                if not wi and rc.intent(i, top + 1, b):
+                    save = True
                 rc.settle(i, top + 1, b, False)
-    u.sm.dirty = True        # the saver drops the acknowledged marks
+    if save:
+        u.sm.save()          # without write-intent: a change T lacks is saved before the host hears
+    if wi:
+        u.sm.dirty = True    # the saver drops the acknowledged marks
     if tracing:
         u.trace("rc", "host_ack", v["id"], lba, count)
     return None

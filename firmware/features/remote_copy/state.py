@@ -31,6 +31,7 @@ SETTINGS = {
     "groups": (1, 64, 4),             # 820 pool size
     "group_blocks": (1, 1 << 20, 16),  # open systems: group = address // group_blocks
     "probe_ms": (0, 60000, 0),        # try a suspended-by-fault pair's path this often (0: only rc_resync)
+    "write_intent": (0, 1, 1),        # mark a write's tracks before S stores it (a reset of S resends them)
 }
 
 
