@@ -170,3 +170,17 @@ def test_a_recorded_trace_shows_the_job_chain_and_the_path_traffic_in_order(pair
     assert seen == [("sub", "JOB1 701"), ("sub", "JOB1 704"), ("sub", "JOB3 714"), ("sub", "PEER %d" % (12 + 2 * BS)),
                     ("main", "JOB4 719"), ("main", "JOB5 726"), ("main", "PEER 12"), ("sub", "JOB2 711"),
                     ("sub", "JOB3 718"), ("sub", "JOB1 707")]
+
+
+def test_the_sub_volume_is_not_written_before_the_main_unit_has_the_data(pair):
+    rig, main, sub = pair
+    main.job("mirror", "pause")                  # the chain stops after the main unit's store
+    data = rand(2, 21)
+    w = sub.start_io("w", 0, 40, data)
+    main.wait_for(lambda u: ["JOB5", "726"] in [e[:2] for e in hm.events(u)], what="stored on the main unit")
+    assert main.read(0, 40, 2) == data           # the main unit has it ...
+    assert hm.on_drives(sub)[40 * BS:42 * BS] == bytes(2 * BS)      # ... the sub volume not yet
+    assert "711" not in [e[1] for e in hm.events(sub)]
+    main.job("mirror", "step", 1)                # JOB5 -> JOB2: now the sub volume
+    sub.finish_io(w)
+    assert hm.on_drives(sub)[40 * BS:42 * BS] == data and hm.on_drives(main) == hm.on_drives(sub)
