@@ -1,46 +1,71 @@
-"""Embedded fit of the reference rig (rigs/demo.toml on boards/emulator-small.toml, the
-emulator held to an RP2040's buffer budget in a 256 KiB heap):
+"""Embedded fit of the reference rig (rigs/demo.toml: RAID5 3+1 and a spare, 4 KiB
+blocks, two volumes) on boards/emulator-small.toml, the emulator held to an RP2040's
+buffer budget in a 256 KiB heap; docs/boards.md ("Where the heap goes") has the method.
 
-  heap   the largest live heap (bytes still allocated right after gc.collect(), the
-         firmware's "mem" table) seen while a workload runs: fill, random reads and
-         writes, a drive failure, the rebuild onto the spare, a read-back.  Once with the
-         firmware loaded from source (.py, compiled on the board at import) and once
-         precompiled by mpy-cross (.mpy files on the board's filesystem, as `storlab
-         deploy` puts them on a board; the unix port loads their bytecode into the heap,
-         as a board does for .mpy files that are not frozen into its flash).
-         Goal (issue 6): <= 128 KiB.  Measured in a 1 MiB heap (the board's buffers
-         otherwise), so that the peak is seen even where it does not fit;
-         whether the rig boots, configures and runs in the board's own 256 KiB heap is
-         reported beside it (fits_board_heap).
-  .mpy   total size of the firmware compiled by mpy-cross for the RP2040 (armv6m) and
-         for the emulator (x64): every module a board gets, and those the reference rig
-         loads (no feature modules, no pure core).  Goal: <= 256 KiB.
+  heap peak    the largest live heap (bytes still allocated right after gc.collect(),
+               the firmware's "mem" table) seen while a workload runs: fill, random
+               reads and writes, a drive failure, the rebuild onto the spare, a read-back.
+               Once with the firmware from source (.py, compiled on the board at import)
+               and once from .mpy (as `storlab deploy` puts it on a board's filesystem;
+               the unix port loads its bytecode into the heap, as a board does for .mpy
+               files that are not frozen).  Measured in a 1 MiB heap so that the peak is
+               seen even where it does not fit; whether the rig boots, configures and
+               runs in the board's own 256 KiB heap is reported beside it.
+               Goal (issue 18): <= 128 KiB (the board's heap_budget).
+  frozen       the same peak less the bytecode a board keeps in flash when the modules
+               are frozen into its firmware image (bench/fitlib.py: frozen_split): what
+               an RP2040 with a frozen firmware needs in RAM.  Goal: <= 128 KiB.
+  breakdown    where the heap goes, from bench/mp_fit.py: per module (its import, and
+               frozen: its RAM and its flash), after import / Unit() / configure, and by
+               buffer.  Printed; no goal.
+  boards       per board with a heap budget: the firmware from .mpy with the board's
+               buffers, configured as the reference rig (a board whose frames cannot
+               carry 4 KiB blocks gets its own max_block_size), frozen, plus the
+               workload's rise above "configured" measured on emulator-small: an
+               estimated peak against the board's heap_budget.
+  .mpy         size of the firmware compiled by mpy-cross for the RP2040 (armv6m) and
+               for the emulator (x64): every file `storlab deploy` puts on a board, and
+               the modules the reference rig loads (the firmware modules in sys.modules
+               after configure, measured).  Goal: <= 256 KiB.
 
-    .venv/bin/pytest bench/test_bench_fit.py --benchmark-only
+    .venv/bin/pytest bench/test_bench_fit.py --benchmark-only -s
 """
 import os
 import random
+import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from host import deploy
-from host.boards import EmulatorLauncher, load_board
-from host.rig import Rig
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import fitlib  # noqa: E402
+
+from host import deploy  # noqa: E402
+from host.boards import BOARDS_DIR, load_board  # noqa: E402
+from host.rig import Rig  # noqa: E402
 
 QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))
 ROOT = Path(__file__).resolve().parent.parent
 RIG = ROOT / "rigs" / "demo.toml"
 BOARD = "emulator-small"
 KIB = 1024
-# modules only a configured feature loads (firmware/features/), and the reference
-# backend (core.use("pure"))
+PEAKS = {}     # load -> (live peak, live after configure) of the runs so far (frozen, boards)
 
 
-def in_reference(path):
-    return "features/" not in path.replace("\\", "/") and Path(path).stem != "pure"
+def rig_config(tmp_path, board=BOARD, block_size=None):
+    rig = Rig.load(RIG, state_dir=tmp_path, board=board)
+    cfg = dict(rig.unit().config)
+    if block_size:
+        cfg["block_size"] = block_size
+    return cfg
+
+
+def budget(board):
+    return fitlib.size(board.get("heap_budget") or board.get("heap"))
 
 
 def poll_mem(u, stop, peak, interval=0.05):
@@ -76,28 +101,18 @@ def workload(u, ops):
         u.read(v["id"], 0, min(v["blocks"], 64))
 
 
-class MpyLauncher(EmulatorLauncher):
-    """The emulator with the firmware precompiled: .mpy files in the board's folder
-    `mpy/`, found before anything of the host's (".frozen" is the binary's own frozen
-    modules: asyncio)."""
-
-    def command(self):
-        cmd, env = super().command()
-        env["MICROPYPATH"] = ".frozen:mpy"
-        return cmd, env
-
-
-def use_mpy(u, board):
-    deploy.build(board, u.state_dir / "board" / "mpy", u.name)
-    u.launcher = MpyLauncher(u.board, u.state_dir / "board", u.name)
+def on(load, board=BOARD):
+    """The board definition with the firmware loaded from source or from .mpy (the
+    emulator's `load` setting, host/boards.py)."""
+    b = dict(load_board(board) if isinstance(board, str) else board)
+    b["load"] = load
+    return b
 
 
 def fits(tmp_path, load):
     """True if the reference rig boots and configures in the board's own heap."""
-    rig = Rig.load(RIG, state_dir=tmp_path, board=BOARD)
+    rig = Rig.load(RIG, state_dir=tmp_path, board=on(load))
     u = rig.unit()
-    if load == "mpy":
-        use_mpy(u, load_board(BOARD))
     try:
         rig.start()
         u.write(0, 0, bytes(u.block_size))
@@ -109,49 +124,134 @@ def fits(tmp_path, load):
         rig.close()
 
 
-@pytest.mark.parametrize("load", ["source", "mpy"])
-def test_heap_peak(benchmark, tmp_path, load):
+def run_peak(tmp_path, load):
+    """The workload on the reference rig: (live peak, live after configure, fits, core)."""
     fit = fits(tmp_path / "fit", load)
-    board = dict(load_board(BOARD), heap="1M")
-    rig = Rig.load(RIG, state_dir=tmp_path / "run", board=board)
+    rig = Rig.load(RIG, state_dir=tmp_path / "run", board=dict(on(load), heap="1M"))
     u = rig.unit()
-    if load == "mpy":
-        use_mpy(u, board)
     peak = [0, 0]
     stop = threading.Event()
-    t = {}
-
-    def run():
+    try:
         rig.start()
+        configured = u.table("mem")["live"]
         th = threading.Thread(target=poll_mem, args=(u, stop, peak), daemon=True)
         th.start()
-        t0 = time.perf_counter()
         try:
             workload(u, 40 if QUICK else 400)
         finally:
             stop.set()
             th.join(timeout=5)
-        t["s"] = time.perf_counter() - t0
         m = u.table("mem")
         peak[0] = max(peak[0], m.get("live_peak", 0))
-
-    try:
-        benchmark.group = "fit-heap"
-        benchmark.pedantic(run, rounds=1, iterations=1)
-        info = u.mgmt("info")
+        core = u.mgmt("info").get("core")
     finally:
         rig.close()
-    live = peak[0]
-    benchmark.extra_info.update({"load": load, "board": BOARD, "rig": "demo", "live_peak_bytes": live,
-                                 "fits_board_heap": fit,
-                                 "live_peak_KiB": round(live / KIB, 1), "heap_KiB": round(peak[1] / KIB, 1),
-                                 "core": info.get("core"),
-                                 "goal": {"name": "MicroPython live heap peak, reference rig, firmware from %s (KiB)"
-                                          % ("source" if load == "source" else ".mpy"),
-                                          "value": round(live / KIB, 1), "goal": 128, "lower": True}})
-    print("\nheap peak (%s): %.1f KiB live (measured in a %.0f KiB heap); runs in the board's own heap: %s"
-          % (load, live / KIB, peak[1] / KIB, fit))
-    assert live > 0
+    PEAKS[load] = (peak[0], configured)
+    return {"live_peak_bytes": peak[0], "configured_bytes": configured, "fits_board_heap": fit,
+            "heap_KiB": round(peak[1] / KIB, 1), "core": core}
+
+
+@pytest.mark.parametrize("load", ["source", "mpy"])
+def test_heap_peak(benchmark, tmp_path, load):
+    r = {}
+    benchmark.group = "fit-heap"
+    benchmark.pedantic(lambda: r.update(run_peak(tmp_path, load)), rounds=1, iterations=1)
+    live = r["live_peak_bytes"]
+    goal = budget(load_board(BOARD))
+    benchmark.extra_info.update(dict(r, load=load, board=BOARD, rig="demo", live_peak_KiB=round(live / KIB, 1),
+                                     goal={"name": "MicroPython live heap peak, reference rig, firmware from %s (KiB)"
+                                           % ("source" if load == "source" else ".mpy"),
+                                           "value": round(live / KIB, 1), "goal": goal // KIB, "lower": True}))
+    print("\nheap peak (%s): %.1f KiB live (%.1f KiB after configure; measured in a %.0f KiB heap); "
+          "runs in the board's own heap: %s" % (load, live / KIB, r["configured_bytes"] / KIB, r["heap_KiB"],
+                                                r["fits_board_heap"]))
+    assert live > r["configured_bytes"] > 0
+
+
+def test_heap_frozen(benchmark, tmp_path):
+    """The .mpy peak less the bytecode a frozen firmware keeps in flash."""
+    out = {}
+
+    def run():
+        if "mpy" not in PEAKS:
+            run_peak(tmp_path / "peak", "mpy")
+        d = fitlib.breakdown(load_board(BOARD), rig_config(tmp_path / "cfg"), "source", tmp_path / "split")
+        out["d"] = d
+        out["split"] = fitlib.frozen_split(d)
+
+    benchmark.group = "fit-heap"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    peak, configured = PEAKS["mpy"]
+    flash = out["split"]["flash"]
+    value = peak - flash
+    benchmark.extra_info.update({"board": BOARD, "rig": "demo", "flash_bytes": flash, "ram_bytes": out["split"]["ram"],
+                                 "peak_mpy_bytes": peak, "frozen_peak_bytes": value,
+                                 "modules": out["split"]["modules"], "buffers": out["d"]["buffers"],
+                                 "goal": {"name": "MicroPython live heap peak, reference rig, firmware frozen "
+                                          "(computed: .mpy peak less the bytecode in flash) (KiB)",
+                                          "value": round(value / KIB, 1), "goal": budget(load_board(BOARD)) // KIB,
+                                          "lower": True}})
+    print("\n" + fitlib.table(out["d"], out["split"]))
+    print("frozen: %.1f KiB peak = %.1f KiB (.mpy peak) - %.1f KiB (bytecode in flash)"
+          % (value / KIB, peak / KIB, flash / KIB))
+    assert 0 < flash < peak
+
+
+@pytest.mark.parametrize("load", ["source", "mpy"])
+def test_heap_breakdown(benchmark, tmp_path, load):
+    out = {}
+
+    def run():
+        out["d"] = fitlib.breakdown(load_board(BOARD), rig_config(tmp_path / "cfg"), load, tmp_path / "b")
+
+    benchmark.group = "fit-breakdown"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    d = out["d"]
+    benchmark.extra_info.update({"board": BOARD, "load": load, "imported_bytes": d["imported"],
+                                 "unit_bytes": d["unit"], "configured_bytes": d["configured"],
+                                 "modules": d["modules"], "buffers": d["buffers"], "loaded": d["loaded"],
+                                 "info": {"name": "live heap after configure, reference rig, from %s (KiB)" % load,
+                                          "value": round(d["configured"] / KIB, 1)}})
+    print("\nwhere the heap goes (%s):\n%s" % (load, fitlib.table(d)))
+    assert d["imported"] < d["unit"] < d["configured"]
+
+
+BUDGETED = sorted(p.stem for p in BOARDS_DIR.glob("*.toml") if budget(load_board(p.stem)) and
+                  load_board(p.stem).get("kind") in ("serial", "emulator"))
+
+
+@pytest.mark.parametrize("name", BUDGETED)
+def test_board_budget(benchmark, tmp_path, name):
+    """Per board: configured (frozen) with its own buffers plus the workload's rise."""
+    board = load_board(name)
+    bs = min(4096, board.get("max_block_size", 4096))
+    out = {}
+
+    def run():
+        if "mpy" not in PEAKS:
+            run_peak(tmp_path / "peak", "mpy")
+        cfg = rig_config(tmp_path / "cfg", block_size=bs)
+        out["d"] = fitlib.breakdown(board, cfg, "source", tmp_path / "src")
+        out["m"] = fitlib.breakdown(board, cfg, "mpy", tmp_path / "mpy")
+
+    benchmark.group = "fit-boards"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    split = fitlib.frozen_split(out["d"])
+    peak, configured = PEAKS["mpy"]
+    rise = max(0, peak - configured)
+    frozen = out["m"]["configured"] - split["flash"]
+    est = frozen + rise
+    goal = budget(board)
+    benchmark.extra_info.update({"board": name, "block_size": bs, "configured_mpy_bytes": out["m"]["configured"],
+                                 "configured_frozen_bytes": frozen, "workload_rise_bytes": rise,
+                                 "estimated_peak_bytes": est, "budget_bytes": goal, "buffers": out["m"]["buffers"],
+                                 "goal": {"name": "estimated heap peak, frozen firmware, %s (%d-byte blocks) vs its "
+                                          "heap_budget (KiB)" % (name, bs),
+                                          "value": round(est / KIB, 1), "goal": goal // KIB, "lower": True}})
+    print("\n%s: %.1f KiB after configure from .mpy, %.1f KiB frozen, + %.1f KiB workload rise = %.1f KiB "
+          "estimated peak; budget %.0f KiB: %s" % (name, out["m"]["configured"] / KIB, frozen / KIB, rise / KIB,
+                                                   est / KIB, goal / KIB, "fits" if est <= goal else "OVER"))
+    assert est > 0
 
 
 @pytest.mark.parametrize("board", ["rp2040", "emulator-small"])
@@ -159,21 +259,23 @@ def test_mpy_size(benchmark, tmp_path, board):
     files = {}
 
     def build():
-        files["f"] = deploy.build(load_board(board), tmp_path / "out", "u0")
+        files["f"] = fitlib.mpy_sizes(load_board(board), tmp_path / "out")
+        files["loaded"] = fitlib.breakdown(load_board(board), rig_config(tmp_path / "cfg"), "mpy",
+                                           tmp_path / "b")["loaded"]
 
     benchmark.group = "fit-mpy"
     benchmark.pedantic(build, rounds=1, iterations=1)
-    mods = [f for f in files["f"] if f["path"].endswith(".mpy")]
-    total = sum(f["bytes"] for f in mods)
-    ref = sum(f["bytes"] for f in mods if in_reference(f["path"]))
+    f = files["f"]
+    total = sum(f.values())
+    paths = [fitlib.module_path(m, f) for m in files["loaded"]]
+    ref = sum(f[p] for p in paths if p)
     arch = deploy.mpy_arch(load_board(board))
-    benchmark.extra_info.update({"board": board, "arch": arch, "modules": len(mods), "total_bytes": total,
-                                 "reference_bytes": ref,
-                                 "per_module": {f["path"]: f["bytes"] for f in mods},
-                                 "goal": {"name": ".mpy size, reference rig modules, %s (KiB)" % arch,
+    benchmark.extra_info.update({"board": board, "arch": arch, "files": len(f), "total_bytes": total,
+                                 "reference_bytes": ref, "loaded": files["loaded"], "per_file": f,
+                                 "goal": {"name": ".mpy size, modules the reference rig loads, %s (KiB)" % arch,
                                           "value": round(ref / KIB, 1), "goal": 256, "lower": True},
-                                 "info": {"name": ".mpy size, every firmware module, %s (KiB)" % arch,
+                                 "info": {"name": "every file deployed (.mpy, main.py, board.json), %s (KiB)" % arch,
                                           "value": round(total / KIB, 1)}})
-    print("\n.mpy for %s (%s): %d modules, %.1f KiB in all, %.1f KiB for the reference rig"
-          % (board, arch, len(mods), total / KIB, ref / KIB))
-    assert total > 0
+    print("\n.mpy for %s (%s): %d files, %.1f KiB in all, %.1f KiB in the %d modules the reference rig loads"
+          % (board, arch, len(f), total / KIB, ref / KIB, len(files["loaded"])))
+    assert 0 < ref < total

@@ -162,10 +162,37 @@ class PtyLauncher(Launcher):
             return ""
 
 
+_MPY_BUILDS: dict[str, Path] = {}   # mpy-cross arch -> the firmware built once per process
+
+
+def mpy_firmware(board: dict) -> Path:
+    """The firmware compiled by mpy-cross for the board (as `storlab deploy` puts it on
+    a board), built once per process into a temporary folder."""
+    from host import deploy
+
+    arch = deploy.mpy_arch(board)
+    out = _MPY_BUILDS.get(arch)
+    if out is None or not (out / "firmware").exists():
+        import atexit
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="storlab-mpy-")
+        atexit.register(shutil.rmtree, tmp, True)
+        out = Path(tmp) / arch
+        deploy.build(board, out, "u0")
+        _MPY_BUILDS[arch] = out
+    return out
+
+
 class EmulatorLauncher(PtyLauncher):
+    """The unix port on a pty.  load = "mpy" in the board definition: the firmware as
+    .mpy files (a small board's heap cannot hold the compiler's garbage next to the
+    buffers; a real board gets .mpy from `storlab deploy`); else from source."""
+
     def command(self):
         env = dict(os.environ)
-        env["MICROPYPATH"] = f".frozen:{FIRMWARE_ROOT}"
+        root = mpy_firmware(self.board) if self.board.get("load") == "mpy" else FIRMWARE_ROOT
+        env["MICROPYPATH"] = f".frozen:{root}"
         cmd = [micropython_binary()]
         if self.board.get("heap"):
             cmd += ["-X", f"heapsize={self.board['heap']}"]
