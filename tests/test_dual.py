@@ -142,6 +142,34 @@ def test_volcopy_job_continues_on_b_from_its_sm_state(rig):
     assert u.read(1, 0, 64) == u.read(0, 0, 64)
 
 
+def test_a_rebuild_goes_on_on_b_and_moves_back_to_a(rig):
+    u, h = rig.unit(), rig.host()
+    for lba in range(0, 64, 4):
+        h.write(0, lba, 4)
+    u.flush()
+    u.inject(1, "fail")
+    u.fail_drive(1)                       # group 0 degraded (no automatic rebuild)
+    u.rebuild(0, paused=True)
+    u.job("rebuild0", "step", n=20)
+    u.wait_for(lambda x: x.job("rebuild0")["pointer"] >= 20, what="20 rows rebuilt")
+    u.mgmt("save")
+    rb_b = next(g for g in u.ctrl_table("B", "groups") if g["id"] == 0)["rebuild"]
+    assert rb_b["spare"] == 3 and rb_b["pointer"] >= 20
+    u.kill_controller("A")
+    job = u.job("rebuild0")               # on B, from the mirrored record
+    assert job["state"] == "paused" and job["pointer"] == rb_b["pointer"]
+    u.job("rebuild0", "step", n=10)
+    u.wait_for(lambda x: x.job("rebuild0")["pointer"] >= rb_b["pointer"] + 10, what="10 more rows")
+    u.restart_controller("A")             # the rebuild moves back with the master role
+    assert u.ctrl_mgmt("B", "job", name="rebuild0", action="info")["job"]["state"] == "moved"
+    assert u.job("rebuild0")["pointer"] >= rb_b["pointer"] + 10
+    u.job("rebuild0", "resume")
+    assert u.wait_job("rebuild0")["state"] == "done"
+    g = next(g for g in u.table("groups") if g["id"] == 0)
+    assert g["state"] == "normal" and g["members"] == [0, 3, 2]
+    assert h.verify_all(0, 64) == 0
+
+
 def test_a_returns_resynchronises_and_takes_its_role_back(rig):
     u, h = rig.unit(), rig.host()
     h.write(0, 0, 4)

@@ -21,7 +21,7 @@ import struct
 
 from firmware import peer, volmap, wire
 from firmware.cache import CLEAN, DIRTY
-from firmware.features.dual.state import LOCAL_TABLES, SUB_CTL
+from firmware.features.dual.state import LOCAL_TABLES, MASTER, SUB_CTL
 from firmware.link import sleep_ms
 from firmware.volmap import key_gid, key_glba, key_of
 
@@ -246,11 +246,12 @@ def bump(d):
     d.sm_ev.set()
 
 
-async def push_sm(d):
-    """The SM image to the sibling (if it is not there yet); the status."""
+async def push_sm(d, handing_over=False):
+    """The SM image to the sibling (if it is not there yet); the status.  Only a master
+    sends it (and one handing its role over, a last time)."""
     async with d.sm_lock:
         g = d.sm_gen
-        if g == d.sm_sent or not d.peer_up:
+        if g == d.sm_sent or not d.peer_up or not (d.role == MASTER or handing_over):
             return wire.OK
         u = d.u
         doc = {}
@@ -285,6 +286,8 @@ async def on_sm(d, u, req, p):
     link = u.link
     if len(p) < SM_LEN:
         return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
+    if d.role == MASTER:       # a master's SM is the unit's: it takes no image
+        return link.respond(req.ch, req.kind, req.seq, wire.E_STATE)
     _, total, off = struct.unpack_from(SM_HEAD, p, 0)
     part = p[SM_LEN:]
     if off == 0:

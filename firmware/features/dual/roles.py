@@ -21,6 +21,7 @@ import asyncio
 from firmware import features, peer, wire
 from firmware.features.dual import mirror
 from firmware.features.dual.state import JOINING, MASTER, STANDBY, SUB_CTL
+from firmware.jobs import PAUSED, RUNNING
 from firmware.link import sleep_ms
 
 SEQ_GAP = 1 << 20     # a new master numbers its writes above anything in flight from the old one
@@ -47,8 +48,27 @@ def become_master(d, seq=0):
     d.role = MASTER
     u.standby = False
     attach_others(u)
+    for g in u.sm.t["groups"]:      # rebuilds go on from their SM records
+        rb = g.get("rebuild")
+        job = u.jobs.get("rebuild%d" % g["id"])
+        if rb and not (job is not None and job.persist is rb and job.state in (RUNNING, PAUSED)):
+            u.start_rebuild_job(g)
     u.destage_ev.set()
     u.trace("dual_master", d.letter(), d.peer_up)
+
+
+def stop_rebuilds(u, to):
+    """A master handing over: its rebuilds stop where they are (the new master goes on
+    from the same records; a fresh copy of each, so the old job sees it is not its own)."""
+    for g in u.sm.t["groups"]:
+        rb = g.get("rebuild")
+        if rb:
+            g["rebuild"] = dict(rb)
+            job = u.jobs.get("rebuild%d" % g["id"])
+            if job is not None:
+                job.state = "moved"
+                job.note = "handed over to controller %s" % to
+                job.ev.set()
 
 
 async def join(d):
@@ -91,6 +111,7 @@ async def hand_over(d):
     u.standby = True
     u.sm.save()               # the features' runtime state into SM, then they stop
     detach_others(u, "dual")
+    stop_rebuilds(u, "AB"[1 - d.me])
     c = u.cache
     for _ in range(5000):     # destages in flight end (a slot is busy while on its way)
         if not any(c.busy):
@@ -98,7 +119,7 @@ async def hand_over(d):
         await sleep_ms(2)
     await mirror.flush_notes(d)
     d.sm_sent = 0
-    await mirror.push_sm(d)
+    await mirror.push_sm(d, handing_over=True)
     d.c["handbacks"] += 1
     u.trace("dual_standby", d.letter())
 
