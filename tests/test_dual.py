@@ -82,6 +82,16 @@ def test_an_acknowledged_write_is_in_both_caches(rig):
     assert u.cached_block("B", 0, 10)["state"] == "clean"
 
 
+def test_the_standby_traces_the_block_before_the_host_has_its_good(rig):
+    u, h = rig.unit(), rig.host()
+    u.ctrl_mgmt("B", "trace", on=True)
+    logs = u.ctrl(1).link.logs
+    for lba in (7, 30):
+        h.write(0, lba, 2)                # returns at GOOD: B's trace line is already here
+        seq = u.cached_block("A", 0, lba)["seq"]
+        assert "T dual_put 0 %d 2 %d" % (lba, seq) in logs
+
+
 def test_the_standby_refuses_host_io_and_a_takeover_while_a_lives(rig):
     u = rig.unit()
     b = u.ctrl(1).link

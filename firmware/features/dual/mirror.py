@@ -229,6 +229,8 @@ async def on_put(d, u, req, p):
     if seq > d.seq:
         d.seq = seq
     d.c["puts_applied"] += 1
+    if u.tracing:          # sent before the answer: on the host's log before the write's GOOD
+        u.trace("dual_put", gid, glba, count, seq)
     link.respond(req.ch, req.kind, req.seq, wire.OK)
 
 
