@@ -61,6 +61,7 @@ def units(make_rig):
 
 def test_migration_read_ahead_of_the_pointer_is_fetched_from_the_old_unit_first(units):
     rig, old, new, src = units
+    new.mgmt("trace", on=True)
     r = mg.assign(new, 1, 64)                                    # 710: the lowest unused LDEVs
     assert r["ldevs"] == [2, 3, 4, 5]
     assert mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63, paused=True)["state"] == \
@@ -87,6 +88,8 @@ def test_migration_read_ahead_of_the_pointer_is_fetched_from_the_old_unit_first(
     assert (m["306"], m["307"], m["copied"], m["fetched"]) == (64, "SIMPLEX", 62, 2)
     assert [e["302"] for e in m["entries"]] == ["COPY ABSENT"] * 4
     assert new.read(1, 0, 64) == src
+    assert mg.events(new, "mig_fetch") == [[1, 40, 2]]
+    assert [e[1:] for e in mg.events(new, "mig_copy")] == [[a, 4] for a in range(0, 64, 4)]
 
 
 def test_a_write_ahead_of_the_pointer_is_kept_and_the_copy_passes_over_it(units):

@@ -89,3 +89,8 @@ def where(u, lv: int, lba: int) -> tuple[int, int]:
     """(group, group block) LV address lba resolves to now."""
     r = u.mgmt("lv_resolve", volume=lv, lba=lba)
     return r["group"], r["group_block"]
+
+
+def events(u, name: str) -> list[list[int]]:
+    """The unit's trace events `T <name> ...` (tracing on), their fields as numbers."""
+    return [[int(x) for x in line.split()[2:]] for line in list(u.link.logs) if line.startswith("T %s " % name)]

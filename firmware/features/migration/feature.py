@@ -62,7 +62,6 @@ class Migration:
         self.res = Resolver(u)
         self.stats = Stats(u, cfg, self.res, t)
         self.fetcher = fetch.Fetcher(self)
-        self.buf = memoryview(bytearray(cfg["copy_blocks"] * u.bs))
         self.cnt = {"pulled_blocks": 0, "fetches": 0}
         self.records = {}       # lv -> migration record (E2)
         self.bitmaps = {}       # lv -> staged bitmap of the area
@@ -76,6 +75,10 @@ class Migration:
         for k in t["moves"]:
             m = t["moves"][k]
             self.moves[m["lv"]] = m
+        for lv in list(self.records) + list(self.moves):
+            m = self.running(lv)
+            if m is not None:
+                self.saved[lv] = m["pointer"]       # as loaded from SM
 
     def detach(self):
         self.live = False
@@ -156,7 +159,6 @@ class Migration:
         m = self.records.get(v["id"])
         if m is None or m["state"] != fetch.UNDER:
             return None
-        self.cnt["fetches"] += 1 if fetch.unfetched(m, self.bitmaps[m["lv"]], lba, n) else 0
         st = await fetch.stage_range(self, m, self.bitmaps[m["lv"]], v, lba, n, write)
         return None if st == wire.OK else st
 

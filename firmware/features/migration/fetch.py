@@ -37,8 +37,10 @@ class Fetcher:
         self.mig = mig
         u = mig.u
         self.head = bytearray(1 + wire.IO_HEAD_LEN)
-        self.most = max(1, (u.link.max_payload - 16) // u.bs)
-        self.buf = memoryview(bytearray(self.most * u.bs))
+        self.most = max(1, (u.link.max_payload - 16) // u.bs)     # blocks per peer request
+        # one buffer for every copy and fetch of the feature (they run under its lock):
+        # a peer answer, or a move's step of copy_blocks
+        self.buf = memoryview(bytearray(max(self.most, mig.cfg["copy_blocks"]) * u.bs))
 
     async def pull(self, m, v, a, n):
         """S blocks a..a+n-1 -> T (stored in the cache); the first bad status."""
@@ -121,7 +123,10 @@ async def stage_range(mig, m, bm, v, a, n, save):
         core.range_set(bm, x - m["start"], y - x)
         m["fetched"] += y - x
         got = True
+        if mig.u.tracing:
+            mig.u.trace("mig_fetch", m["lv"], x, y - x)     # 705: served before the copy got there
     if got:
+        mig.cnt["fetches"] += 1
         mig.sync_bitmap(m)
         if save:
             mig.u.sm.save()
@@ -157,6 +162,8 @@ async def run(mig, job, m):
                 if st == wire.OK:
                     await durable(u)
                     m["pointer"] = a + n
+                    if u.tracing:
+                        u.trace("mig_copy", m["lv"], a, n)
                     job.pointer = (m["pointer"] - m["start"] + cb - 1) // cb
                     mig.sync_bitmap(m)
                     if m["pointer"] > m["end"]:

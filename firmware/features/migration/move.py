@@ -58,7 +58,7 @@ def steps_of(m, cb):
 async def run(mig, job, m):
     u = mig.u
     cb = mig.cfg["copy_blocks"]
-    buf = mig.buf
+    buf = mig.fetcher.buf
     while m["state"] == UNDER and mig.live:
         await job.gate()
         async with mig.lock:
@@ -79,6 +79,8 @@ async def run(mig, job, m):
             await store.write_blocks(u, u.group(it["dgid"]), it["dglba"] + off, n, b)
             await durable(u)
             lvmap.remap(mig.volume(m["lv"]), p, n, it["dgid"], it["dglba"] + off)
+            if u.tracing:
+                u.trace("mig_move", m["lv"], p, n, it["src"], it["dst"])
             m["pointer"] = p + n
             m["copied"] += 1
             if m["pointer"] > it["last"]:
