@@ -189,3 +189,14 @@ def test_concurrent_writes_to_one_block_from_both_hosts_end_with_both_volumes_eq
     sub.wait_for(lambda u: hm.settled(main, sub), what="both volumes equal")
     got = main.read(0, 5, 1)
     assert got == sub.read(0, 5, 1) and got in [rand(1, s + i) for s in (100, 200) for i in range(6)]
+
+
+def test_the_pair_fits_an_rp2040_sized_board_with_603_in_cache(make_rig):
+    d = hm.desc(sub={"comm": "cache", "comm_volume": None})
+    d["unit"][1]["volume"].pop()
+    rig = make_rig(d, board="emulator-small")    # 4.5 KiB frames in a 256 KiB heap
+    main, sub = rig.unit("main"), rig.unit("sub")
+    assert not [x for x in list(sub.link.logs) + list(main.link.logs) if "not attached" in x]
+    sub.write(0, 0, rand(1, 30))                 # synchronous: 521 refers to the request's buffer
+    main.write(0, 1, rand(1, 31))
+    assert sub.table("mirror")["counters"]["forwarded"] == 1 and hm.settled(main, sub)

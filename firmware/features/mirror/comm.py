@@ -1,6 +1,8 @@
 # Mirror (seed 002): the received-data area 521 and the communication volume 603.
 #   521   a few slots of one frame's size, allocated when the feature attaches; a sub-host
-#         write holds one from 701 until its chain has ended and 603 has its data
+#         write holds one from 701 until its chain has ended and 603 has its data (with
+#         603 in cache or none and synchronous writes a slot only refers to the request's
+#         buffer: nothing is copied or allocated)
 #   603   comm = "disk":  the job "mirror_603" writes each slot's data to the
 #                         communication volume at the request's own address, in the
 #                         background ([0048]); it pauses and steps like every job
@@ -17,10 +19,14 @@ KINDS = ("disk", "cache", "none")
 
 
 class Slots:
-    def __init__(self, n, size):
+    """n slots of one frame each.  own=False: a slot only refers to the request's own
+    buffer (a synchronous write's data lives there until its chain has ended)."""
+
+    def __init__(self, n, size, own=True):
         self.size = size
         self.n = n
-        self.buf = memoryview(bytearray(n * size))
+        self.own = own
+        self.bufs = [memoryview(bytearray(size)) if own else None for _ in range(n)]
         self.free = list(range(n))
         self.ev = asyncio.Event()
 
@@ -35,10 +41,13 @@ class Slots:
         self.ev.set()
 
     def put(self, i, data):
-        self.buf[i * self.size:i * self.size + len(data)] = data
+        if self.own:
+            self.bufs[i][:len(data)] = data
+        else:
+            self.bufs[i] = data
 
     def data(self, i, n):
-        return self.buf[i * self.size:i * self.size + n]
+        return self.bufs[i][:n]
 
 
 class Comm:
@@ -48,7 +57,9 @@ class Comm:
         self.kind = cfg.get("comm", "cache")
         self.disk = self.kind == "disk"
         self.vol = cfg.get("comm_volume", -1)
-        self.slots = Slots(cfg.get("slots", 4), u.link.max_payload)
+        # the data outlives its request when 603's job writes it later or GOOD comes first
+        own = self.disk or cfg.get("mode", "sync") == "async"
+        self.slots = Slots(cfg.get("slots", 4), u.link.max_payload, own)
         self.q = []
         self.ev = asyncio.Event()
         self.job = u.jobs.add(Job("mirror_603", "comm", 0)) if self.disk else None

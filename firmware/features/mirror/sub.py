@@ -150,7 +150,10 @@ class SubSide(chain.Pair):
     def release(self, e):
         if e["chained"] and e["on603"] and e["live"]:
             e["live"] = False
-            self.comm.slots.give(e["slot"])
+            slots = self.comm.slots
+            if not slots.own:
+                slots.bufs[e["slot"]] = None       # the request's buffer is its own again
+            slots.give(e["slot"])
         self.changed()
 
     # ---- JOB2 --------------------------------------------------------------------------
