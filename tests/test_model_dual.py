@@ -1,7 +1,9 @@
 """Model-based test of a two-controller unit (docs/dual.md): seeded concurrent batches on
-two host ports, the master's board killed mid-batch (SIGKILL; every request in flight
-abandoned) and booted again later; every read checked against the golden model
-(host.golden), and at the end every block is what the model says it may be."""
+two host ports; mid-batch the master's board is killed (SIGKILL; every request in
+flight abandoned, the standby takes over), or the standby's (the master goes on
+alone), or both boards lose power; killed boards boot again later (resync, handback);
+every read is checked against the golden model (host.golden), and at the end every
+block is what the model says it may be."""
 import copy
 import random
 
@@ -57,9 +59,15 @@ def test_controller_kills_lose_no_acknowledged_write(seed):
             kill_after = victim = None
             # the master (A: the standby takes over) at step 2, the standby (B: the master
             # goes on alone) at step 6, then either, at a seeded point of a batch
-            if down is None and (step in (2, 6) or (step >= 9 and rng.random() < 0.5)):
+            if down is None and (step in (2, 6) or (step == 11 and rng.random() < 0.5)):
                 kill_after = rng.randrange(len(ops))
                 victim = {2: "A", 6: "B"}.get(step) or rng.choice("AB")
+            if down is None and step == 10:   # both boards lose power mid-batch; both boot again
+                bad = run_batch(u, g, ops, iodepth=4, kill_after=rng.randrange(len(ops)))
+                assert not bad, f"step {step}: " + "; ".join(bad)
+                assert u.master() == "A" and u.ctrl_table("B", "dual")["role"] == "standby"
+                assert not check_all(u, g), f"step {step}"
+                continue
             if victim is not None and victim != u.master():
                 # the standby: the master's requests in flight go on and are all answered
                 bad = run_batch(u, g, ops, iodepth=4, fail_after=kill_after,
