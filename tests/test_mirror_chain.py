@@ -200,3 +200,14 @@ def test_the_pair_fits_an_rp2040_sized_board_with_603_in_cache(make_rig):
     sub.write(0, 0, rand(1, 30))                 # synchronous: 521 refers to the request's buffer
     main.write(0, 1, rand(1, 31))
     assert sub.table("mirror")["counters"]["forwarded"] == 1 and hm.settled(main, sub)
+
+
+def test_asynchronous_writes_to_one_block_reach_both_volumes_in_their_order_after_a_cut(make_rig):
+    rig, main, sub = start(make_rig, sub={"mode": "async"})
+    rig.fabric.paths[1].cut = True               # 203: the first forward waits to try again
+    sub.write(0, 12, rand(1, 40))
+    sub.wait_for(lambda u: u.table("mirror")["counters"]["retries"] >= 1, what="retrying")
+    rig.fabric.paths[1].cut = False
+    sub.write(0, 12, rand(1, 41))                # acknowledged last: must be the one kept
+    sub.wait_for(lambda u: hm.settled(main, sub), what="both forwarded")
+    assert main.read(0, 12, 1) == rand(1, 41) == sub.read(0, 12, 1)

@@ -26,6 +26,7 @@ class SubSide(chain.Pair):
         self.blocks = v["blocks"]
         self.pend = core.bitmap_new(v["blocks"])
         self.ex2 = self.comm.kind == "none"        # example 2: JOB3 runs in the sub volume
+        self.order = asyncio.Lock()                # asynchronous forwards, one at a time
 
     # ---- the pending list (514) ------------------------------------------------------
     def live(self):
@@ -104,6 +105,12 @@ class SubSide(chain.Pair):
         return wire.OK if st in GOOD else wire.E_CHECK
 
     async def forward(self, e):
+        if self.mode != "async":
+            return await self.forward1(e)
+        async with self.order:              # acknowledged writes reach the main unit in order
+            return await self.forward1(e)
+
+    async def forward1(self, e):
         n = e["entry"]
         lba, count = e["520"]
         data = self.comm.slots.data(e["slot"], count * self.u.bs)
