@@ -176,7 +176,8 @@ def test_bad_input_gets_a_precise_status_and_changes_nothing(pair):
                      ({"volume": 0, "start": 200, "end": 210}, wire.E_CONFLICT),        # shares group 12
                      ({"volume": 0, "start": 300, "end": 310, "peer": 3}, wire.E_PATH_DOWN),   # no such path
                      ({"volume": 0, "start": 300, "end": 310, "peer": 16}, wire.E_BAD_PARAM),
-                     ({"volume": 0, "start": "a", "end": 310}, wire.E_BAD_PARAM)):
+                     ({"volume": 0, "start": "a", "end": 310}, wire.E_BAD_PARAM),
+                     ({"volume": 0, "start": 300, "end": 310, "t_group": 1}, wire.E_BAD_PARAM)):   # T has group 0
         args.setdefault("peer", 0)
         assert status_of(s.mgmt, "rc_pair", **args) == st, args
     assert status_of(s.mgmt, "rc_resync", pair=0) == wire.E_STATE         # not suspended
@@ -213,7 +214,7 @@ def test_impossible_to_generate_a_copy_leaves_s_simplex(make_rig, why):
 
 def test_full_capacity_copy_user_suspend_and_resync_and_takeover_as_it_is(pair):
     rig, s, t = pair
-    r = s.mgmt("rc_pair", volume=0, start=100, end=199, peer=0, full_capacity=True, t_lv=5)
+    r = s.mgmt("rc_pair", volume=0, start=100, end=199, peer=0, full_capacity=True, t_lv=5, t_group=0)
     assert (r["t_lv"], r["ldevs"]) == (5, [0, 1])
     assert [(e["ldev"], e["range"]) for e in t.table("lvs")[0]["entries"]] == [(0, [0, 199]), (1, [200, 399])]
     duplex(s, 0)

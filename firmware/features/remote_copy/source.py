@@ -1,7 +1,7 @@
 # Remote copy, the source unit S: pair creation (Fig 4 / E5), the write path (Fig 5),
 # suspend / resync / release.
 #
-# rc_pair {volume, start, end, peer, t_lv?, full_capacity?, paused?}: every check first (the LV,
+# rc_pair {volume, start, end, peer, t_lv?, t_group?, full_capacity?, paused?}: every check first (the LV,
 # the area inside its capacity, no overlap and no group shared with another area, the
 # pools); then PairGen to T over peer path `peer`; only T's completion makes S change
 # anything (400 and 411 applied together: on "impossible" S stays simplex).  A free
@@ -129,6 +129,7 @@ async def op_pair(rc, u, cmd):
     full = need_bool(cmd, "full_capacity", False)
     paused = need_bool(cmd, "paused", False)
     t_lv = need_int(cmd, "t_lv", 0, 65535) if "t_lv" in cmd else None
+    t_group = need_int(cmd, "t_group", 0, 255) if "t_group" in cmd else None
     pi = _free(rc.t["830"])
     gi = rc.sources.get(v["id"], -1)
     if gi < 0:
@@ -140,6 +141,8 @@ async def op_pair(rc, u, cmd):
            "capacity": ldev.capacity(v), "start": a, "end": b, "full_capacity": full}
     if t_lv is not None:
         msg["t_lv"] = t_lv
+    if t_group is not None:
+        msg["t_group"] = t_group
     u.trace("rc", "pairgen", v["id"], a, b, k)
     st, r = await peer.call(u, k, RC_CTL, msg, TIMEOUT_MS)
     if st != wire.OK:

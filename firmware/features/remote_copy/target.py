@@ -2,7 +2,7 @@
 # the host's view of a copy destination, and failover (Figs 6 and 12, table 900).
 #
 # PairGen: T takes the designated unused LV# (t_lv) or the lowest unused one, and the
-# lowest-numbered free LDEVs of any group covering only the area (full_capacity: the
+# lowest-numbered free LDEVs of any group (or of the user's t_group) covering only the area (full_capacity: the
 # whole capacity from 0); S addresses are mapped in order from the area's start (an
 # LDEV may run past S's capacity: seed 410's j = 3n..5n-1), so a T address is the S
 # address.  No LV#, too few LDEVs, or an emulation type T does not define: "impossible
@@ -22,11 +22,11 @@ from firmware.features.remote_copy.copyjob import HEAD, HL, OP_COPY, OP_PROBE
 from firmware.features.remote_copy.state import DEST, SUSPENDED
 
 
-def _ldevs_for(u, blocks):
-    """How many of the lowest free LDEVs cover `blocks`, or -1."""
+def _ldevs_for(u, blocks, group=None):
+    """How many of the lowest free LDEVs (of `group` when given) cover `blocks`, or -1."""
     got = 0
     n = 0
-    for i in ldev.free_ids(u):
+    for i in ldev.free_ids(u, group):
         if got >= blocks:
             break
         got += ldev.get(u, i)["count"]
@@ -51,6 +51,9 @@ def pairgen(rc, u, msg):
         return wire.E_BAD_PARAM, {"error": "pairing a volume with itself (controller %d)" % src}
     if em not in ldev.defined(cfg):
         return wire.E_COPY_IMPOSSIBLE, {"error": "impossible to generate a copy: emulation %r not defined" % em}
+    group = msg.get("t_group")
+    if group is not None and u.group(group) is None:
+        return wire.E_BAD_PARAM, {"error": "no RAID group %r on this unit" % (group,)}
     lv = msg.get("t_lv")
     if lv is None:
         lv = ldev.free_lv_id(u)
@@ -58,11 +61,11 @@ def pairgen(rc, u, msg):
         return wire.E_COPY_IMPOSSIBLE, {"error": "impossible to generate a copy: LV %d is in use" % lv}
     first = 0 if full else a
     blocks = cap if full else b - a + 1
-    n = _ldevs_for(u, blocks)
+    n = _ldevs_for(u, blocks, group)
     if n < 0:
         return wire.E_COPY_IMPOSSIBLE, {"error": "impossible to generate a copy: free LDEVs hold fewer than %d blocks"
                                         % blocks}
-    ids = ldev.allocate(u, n, "remote_copy")
+    ids = ldev.allocate(u, n, "remote_copy", group)
     ext = ldev.extents_on(u, ids, first)
     v = ldev.make_lv(u, lv, ext, em, cap, "remote_copy")
     v["blocks"] = cap
