@@ -52,6 +52,11 @@ def test_pairgen_maps_only_the_area_on_t_ldevs_of_200_and_the_copy_makes_t_equal
         [(0, "COPY ABSENT", None, None), (1, "REMOTE COPY PRESENT", [100, 199], 0),
          (2, "REMOTE COPY PRESENT", [200, 299], 0), (3, "REMOTE COPY PRESENT", [300, 399], 0)]
     assert src["pairs"] == [{"306": 100, "307": "UNDER COPYING", "area": [100, 399]}]
+    assert [(x["804"], x["805"], x["803"]) for x in s.table("rc_800")] == [("COPY SOURCE", 0, ["OPEN", 400])]
+    assert [(x["804"], x["805"]) for x in t.table("rc_800")] == [("COPY DESTINATION", None)]
+    d900 = t.table("rc_900")[0]
+    assert (d900["903"], d900["904"], d900["905"], d900["906"], d900["907"]) == \
+        (["OPEN", 400], "COPY DESTINATION", 1, 0, [[100, 399]])
     # the job: step N = N tracks scanned (OPEN: one block per track); info names 837
     s.job("rc0", "step", 25)
     s.wait_for(lambda x: x.job("rc0")["pointer"] == 25, what="25 tracks scanned")
