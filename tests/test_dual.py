@@ -188,8 +188,20 @@ def test_a_returns_resynchronises_and_takes_its_role_back(rig):
     try:
         for lba in (8, 9, 30):
             h.write(0, lba, 1)            # on B, dirty there only while A is down
-        u.restart_controller("A")         # A drops its old cache, gets B's, takes over
-        assert u.master() == "A"
+        u.wait_for(lambda x: x.ctrl_table("B", "dual")["destaging"] > 0, what="B destaging (held)")
+        u.start_controller("A", configure=False)   # A drops its old cache and gets B's
+        u.wait_for(lambda x: x.ctrl_table("A", "dual")["resyncs"] == 1, what="A resynchronised")
+        for lba in (8, 9, 30):
+            assert u.cached_block("A", 0, lba)["data"] == h.verifier.expected(0, lba)
+        # B's destages are held on the drives: it hands over only once they have ended
+        assert u.ctrl_table("A", "dual")["role"] == "standby"
+        assert u.ctrl_table("B", "dual")["handbacks"] == 0
+    finally:
+        release_all(u)
+    u.find_master()
+    assert u.master() == "A"
+    hold_all(u)
+    try:
         a, b = u.ctrl_table("A", "dual"), u.ctrl_table("B", "dual")
         assert (a["role"], b["role"]) == ("master", "standby")
         assert a["handbacks"] == 1 and b["handbacks"] == 1 and b["resync_blocks"] >= 3

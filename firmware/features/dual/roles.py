@@ -27,6 +27,8 @@ from firmware.link import sleep_ms
 SEQ_GAP = 1 << 20     # a new master numbers its writes above anything in flight from the old one
 ALIVE_MS = 1000
 ROLE_MS = 60000       # a join or a handback waits for a whole resync
+HANDOVER_MS = 20000   # a master handing over waits this long for its destages in flight
+HANDBACK_RETRY_MS = 200
 
 
 def attach_others(u):
@@ -94,34 +96,43 @@ async def join(d):
 
 
 async def ask_handback(d):
-    st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "handback", "from": d.me},
-                          timeout=ROLE_MS)
-    if st == wire.OK:
-        d.peer_up = True
-        become_master(d, r.get("seq", 0))
-        d.c["handbacks"] += 1
-    else:
-        d.u.warn("dual: handback refused: %s" % r.get("error"))
+    """Ask the master for the role (again while its destages in flight have not ended)."""
+    while d.live and d.role == STANDBY:
+        st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "handback", "from": d.me}, timeout=ROLE_MS)
+        if st == wire.OK:
+            d.peer_up = True
+            become_master(d, r.get("seq", 0))
+            d.c["handbacks"] += 1
+            return
+        if not r.get("again"):
+            d.u.warn("dual: handback refused: %s" % r.get("error"))
+            return
+        await sleep_ms(HANDBACK_RETRY_MS)
 
 
 async def hand_over(d):
-    """This master gives the role to its sibling (in step): see the header."""
+    """This master gives the role to its sibling (in step): see the header.  False if
+    its destages in flight did not end within HANDOVER_MS (it stays master)."""
     u = d.u
-    d.role = STANDBY
+    d.role = STANDBY          # no more host I/O, no new destage
+    c = u.cache
+    waited = 0
+    while any(c.busy):        # destages in flight end (a slot is busy while on its way)
+        if waited >= HANDOVER_MS:
+            d.role = MASTER
+            return False
+        await sleep_ms(5)
+        waited += 5
     u.standby = True
     u.sm.save()               # the features' runtime state into SM, then they stop
     detach_others(u, "dual")
     stop_rebuilds(u, "AB"[1 - d.me])
-    c = u.cache
-    for _ in range(5000):     # destages in flight end (a slot is busy while on its way)
-        if not any(c.busy):
-            break
-        await sleep_ms(2)
     await mirror.flush_notes(d)
     d.sm_sent = 0
     await mirror.push_sm(d, handing_over=True)
     d.c["handbacks"] += 1
     u.trace("dual_standby", d.letter())
+    return True
 
 
 async def take_over(d):
@@ -164,7 +175,8 @@ async def _handback(d):
     if d.role != MASTER or not d.peer_up:
         return wire.E_STATE, {"error": "controller %s is %s%s" % (
             d.letter(), d.role, "" if d.peer_up else " and not in step with its sibling")}
-    await hand_over(d)
+    if not await hand_over(d):
+        return wire.E_STATE, {"error": "controller %s: destages still in flight" % d.letter(), "again": True}
     return wire.OK, {"role": STANDBY, "seq": d.seq}
 
 
