@@ -113,6 +113,7 @@ def test_a_write_ahead_of_the_pointer_is_kept_and_the_copy_passes_over_it(units)
     want = src[16 * BS:30 * BS] + data + src[31 * BS:48 * BS]
     assert img == want
     assert mg.migration(new, 1)["307"] == "SIMPLEX"
+    assert new.read(1, 0, 16) == new.read(1, 48, 16) == bytes(16 * BS)    # T outside the area: untouched
 
 
 def test_a_cut_path_fails_the_fetch_and_stalls_the_copy_until_it_returns(units):
@@ -439,3 +440,21 @@ def test_host_writes_while_the_copies_run_free_all_land(units):
     new.wait_job("mv1")
     assert new.read(1, 0, 64) == bytes(model)
     assert [d for d, _ in mg.entries(new, 1)] == [8, 9, 10, 11]
+
+
+def test_migration_and_placement_on_the_cpython_board(make_rig):
+    """The same firmware under CPython (board "inprocess")."""
+    rig = make_rig(desc(), board="inprocess")
+    old, new = rig.unit("old"), rig.unit("new")
+    src = rand(64, 14)
+    old.write(0, 0, src)
+    mg.assign(new, 1, 64)
+    mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63, paused=True)
+    mg.step(new, "mig1", 2)
+    assert new.read(1, 40, 1) == src[40 * BS:41 * BS] and mg.migration(new, 1)["staged"] == [[40, 40]]
+    new.job("mig1", "resume")
+    new.wait_job("mig1")
+    r = mg.place(new, 1, 0, 63, group=2)
+    assert (r["range"], r["ldevs"]) == ([0, 63], [8, 9, 10, 11])
+    new.wait_job("mv1")
+    assert new.read(1, 0, 64) == src and mg.entries(new, 1)[0] == (8, [0, 15])
