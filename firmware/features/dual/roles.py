@@ -18,7 +18,7 @@
 #            SM records) and destages the mirrored dirty data.
 import asyncio
 
-from firmware import features, peer, wire
+from firmware import peer, wire
 from firmware.features.dual import mirror
 from firmware.features.dual.state import JOINING, MASTER, STANDBY, SUB_CTL
 from firmware.jobs import PAUSED, RUNNING
@@ -32,9 +32,11 @@ HANDBACK_RETRY_MS = 200
 
 
 def attach_others(u):
+    from firmware.features import attach_one  # here: the registry imports this package
+
     for name in u.sm.t["config"].get("features", []):
         if name not in u.regs:
-            features.attach_one(u, name)
+            attach_one(u, name)
 
 
 def detach_others(u, own):
