@@ -51,6 +51,9 @@ def test_both_boards_share_the_drives_and_a_is_master(rig):
     assert (a["role"], b["role"]) == ("master", "standby")
     assert a["peer_up"] and a["sibling_path"] == 0
     assert u.ctrl(0).launcher.proc.pid != u.ctrl(1).launcher.proc.pid
+    # the features run on the master only; the standby has just the mirror
+    assert set(u.ctrl_mgmt("A", "info")["features"]) == {"dual", "volcopy"}
+    assert u.ctrl_mgmt("B", "info")["features"] == ["dual"]
     h = rig.host()
     h.write(0, 0, 8)
     u.flush()
@@ -138,6 +141,7 @@ def test_volcopy_job_continues_on_b_from_its_sm_state(rig):
     rec_b = u.ctrl_table("B", "volcopy")["pairs"][0]
     assert rec_b["use"] and rec_b["job"]["copied"] >= 5
     u.kill_controller("A")
+    assert set(u.ctrl_mgmt("B", "info")["features"]) == {"dual", "volcopy"}
     job = u.job("vcgen0")                 # now on B, resumed from its SM record
     assert job["state"] == "paused" and job["copied"] >= 5
     u.job("vcgen0", "resume")
