@@ -257,3 +257,16 @@ def test_features_that_cannot_run_dual_are_refused(features, words):
     with pytest.raises(StatusError) as e:
         r.start()
     assert e.value.status == wire.E_BAD_PARAM and words in str(e.value)
+
+
+def test_dual_on_a_board_that_is_not_one_of_a_pair_is_not_attached():
+    d = desc(controllers=1, features=[])
+    with Rig(d, board="emulator") as r:
+        u = r.unit()
+        cfg = dict(u.config, features=["dual", "volcopy"], volcopy={"track_blocks": 4})
+        u.mgmt("configure", config=cfg, force=True)
+        assert u.mgmt("info")["features"] == ["volcopy"]      # the unit runs on without it
+        assert "feature dual not attached: the board is not one of a pair" in u.table("warnings")[-1]
+        h = r.host()
+        h.write(0, 0, 2)
+        assert h.verify_all(0, 4) == 0

@@ -24,10 +24,7 @@ def validate(cfg, tables):
 def attach(u, reg):
     d = Dual(u, settings(u.sm.t["config"]))
     mirror.setup(d)
-    u.standby = True             # until the role is known the other features wait
-    u.destage_filter = d.owns
     d.clean_fn = mirror.on_clean(d)
-    u.clean_observers.append(d.clean_fn)
     reg.cache_observer(mirror.observer(d))
     reg.before_save(lambda: mirror.bump(d))
     reg.peer(mirror.SUB_PUT, lambda u, req, p: mirror.on_put(d, u, req, p))
@@ -51,6 +48,10 @@ def attach(u, reg):
     reg.task(roles.join(d))
     reg.task(mirror.cleaner(d))
     reg.task(mirror.sm_pusher(d))
+    # last, so a failed attach leaves the unit as it was (d.detach() undoes these)
+    u.clean_observers.append(d.clean_fn)
+    u.destage_filter = d.owns
+    u.standby = True             # until the role is known the other features wait
     return d
 
 
