@@ -9,6 +9,7 @@ group 2 (RAID5); its LV 0 (32 blocks) is on LDEVs 0 and 1.  The old unit's volum
 import copy
 import random
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import have_micropython
@@ -19,6 +20,7 @@ from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 BS = 512
+BOARDS = Path(__file__).resolve().parent.parent / "boards"
 with open(mg.RIG, "rb") as f:
     RIG = tomllib.load(f)
 
@@ -458,3 +460,32 @@ def test_migration_and_placement_on_the_cpython_board(make_rig):
     assert (r["range"], r["ldevs"]) == ([0, 63], [8, 9, 10, 11])
     new.wait_job("mv1")
     assert new.read(1, 0, 64) == src and mg.entries(new, 1)[0] == (8, [0, 15])
+
+
+def test_without_a_non_volatile_cache_copied_blocks_reach_the_drives_before_the_pointer(make_rig, tmp_path):
+    """A board whose cache is lost at a reset: a copy step destages before its pointer
+    moves, so a pointer saved and then a kill never leave copied addresses empty."""
+    text = (BOARDS / "emulator.toml").read_text()
+    assert "\nnv_cache = true" in text
+    path = tmp_path / "volatile.toml"
+    path.write_text(text.replace("\nnv_cache = true", "\nnv_cache = false"))
+    rig = make_rig(desc(), board=str(path))
+    old, new = rig.unit("old"), rig.unit("new")
+    src = rand(64, 15)
+    old.write(0, 0, src)
+    old.flush()
+    mg.assign(new, 1, 64)
+    new.write(0, 0, src[:32 * BS])
+    new.flush()
+    mg.migrate(new, 1, peer=0, src_lv=0, start=0, end=63, paused=True)
+    mg.step(new, "mig1", 2)
+    mg.place(new, 0, 0, 31, group=2, paused=True)
+    mg.step(new, "mv0", 3)
+    new.mgmt("save")                          # both pointers on record
+    new.restart()
+    assert (new.job("mig1")["copy_pointer"], new.job("mv0")["copy_pointer"]) == (8, 12)
+    assert new.read(1, 0, 8) == src[:8 * BS] and new.read(0, 0, 32) == src[:32 * BS]
+    for job in ("mig1", "mv0"):
+        new.job(job, "resume")
+        new.wait_job(job)
+    assert new.read(1, 0, 64) == src and new.read(0, 0, 32) == src[:32 * BS]

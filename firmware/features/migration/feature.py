@@ -139,8 +139,8 @@ class Migration:
             m = self.running(lv)
             if m is not None:
                 self.saved[lv] = m["pointer"]
-        for lv in self.unsaved:
-            self.sync_bitmap(self.records[lv])
+                if m is self.records.get(lv):
+                    self.sync_bitmap(m)          # the staged bits, as hex
         self.unsaved = {}
 
     async def on_write(self, u, v, lba, n, buf):

@@ -127,7 +127,6 @@ async def stage_range(mig, m, bm, v, a, n, save):
             mig.u.trace("mig_fetch", m["lv"], x, y - x)     # 705: served before the copy got there
     if got:
         mig.cnt["fetches"] += 1
-        mig.sync_bitmap(m)
         if save:
             mig.u.sm.save()
         else:
@@ -156,18 +155,18 @@ async def run(mig, job, m):
                     x, y = r
                     st = await mig.fetcher.pull(m, v, x, y - x)
                     if st == wire.OK:
+                        await durable(u)
                         core.range_set(bm, x - m["start"], y - x)
                         m["copied"] += y - x
                         r = unfetched(m, bm, a, n)
                 if st == wire.OK:
-                    await durable(u)
                     m["pointer"] = a + n
                     if u.tracing:
                         u.trace("mig_copy", m["lv"], a, n)
                     job.pointer = (m["pointer"] - m["start"] + cb - 1) // cb
-                    mig.sync_bitmap(m)
                     if m["pointer"] > m["end"]:
                         m["state"] = SIMPLEX
+                        mig.sync_bitmap(m)
                         mig.finished(m, job)
                         u.sm.save()
                     else:
