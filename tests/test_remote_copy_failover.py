@@ -109,3 +109,15 @@ def test_extension_without_enough_spare_ldevs_changes_nothing(rig2):
     assert (t.table("volumes"), t.table("ldevs"), t.table("rc_900")) == before
     t.mgmt("ldev_free", ldevs=[4])
     assert t.mgmt("rc_extend", volumes=[0])["added_ldevs"] == [4]
+
+
+def test_a_released_pairs_copy_destination_is_deleted_and_its_ldevs_are_free_again(rig2):
+    rig, s, t = rig2
+    s.mgmt("rc_pair", volume=0, start=100, end=399, peer=0)
+    duplex(s, 0)
+    assert status_of(t.mgmt, "rc_delete", volume=3) == wire.E_NO_VOLUME
+    s.mgmt("rc_release", pair=0)
+    assert t.table("rc_900")[0]["released"] is True
+    assert t.mgmt("rc_delete", volume=0)["freed"] == [0, 1]
+    assert t.table("volumes") == [] and t.table("rc_900") == []
+    assert [d["state"] for d in t.table("ldevs")] == ["free"] * 5

@@ -27,7 +27,8 @@ def attach(u, reg):
     for name, fn in (("rc_pair", source.op_pair), ("rc_suspend", source.op_suspend),
                      ("rc_resync", source.op_resync), ("rc_release", source.op_release),
                      ("rc_failover_info", target.op_info), ("rc_extend", target.op_extend),
-                     ("rc_takeover", target.op_takeover), ("rc_path_rate", source.op_path_rate)):
+                     ("rc_takeover", target.op_takeover), ("rc_path_rate", source.op_path_rate),
+                     ("rc_delete", target.op_delete)):
         reg.op(name, _bind(rc, fn))
     reg.table("rc_830", lambda u: table_830(rc))
     reg.table("rc_820", lambda u: rc.t["820"])

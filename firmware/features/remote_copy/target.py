@@ -258,3 +258,15 @@ async def op_takeover(rc, u, cmd):
     rc.index()
     u.sm.save()
     return wire.OK, {"lv": v["id"], "blocks": v["blocks"], "areas": d["907"]}
+
+
+async def op_delete(rc, u, cmd):
+    """Remove a copy destination (a released pair's LV(T), or one a PairGen left behind
+    when its answer never reached S): the LV goes, its LDEVs are free again."""
+    v, d = _dest(rc, u, cmd.get("volume"))
+    ids = ldev.ldevs_of(u, v)
+    ldev.delete_lv(u, v)
+    rc.t["900"].remove(d)
+    rc.index()
+    u.sm.save()
+    return wire.OK, {"lv": v["id"], "freed": ids}
