@@ -39,6 +39,7 @@ def attach(u, reg):
         return None
     reg.stage("check", master_only, order=0)
     reg.stage("cache", mirror.pre_mirror(d), order=0, lock=d.wlock)
+    reg.stage("after_commit", mirror.pre_done(d), order=0)
     reg.stage("read_check", master_only, order=0)
     reg.table("dual", lambda u: d.info())
     reg.table("dual_cache", lambda u: d.cache_rows())

@@ -134,6 +134,17 @@ def pre_mirror(d):
     return fn
 
 
+def pre_done(d):
+    """after_commit: the host write is stored; its blocks are no longer the ones the
+    observer must not send again (even if the store stopped short)."""
+    async def fn(u, v, lba, count, data):
+        if d.pre_task is asyncio.current_task():
+            d.pre_task = None
+            d.pre_left = 0
+        return None
+    return fn
+
+
 def observer(d):
     """The cache observer: number the blocks just stored; mirror those a host write did
     not send ahead (a feature's own copies: stored here first, then sent)."""
