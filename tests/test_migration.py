@@ -271,6 +271,29 @@ def test_placing_areas_of_an_unmapped_lv_maps_whole_ldev_slots_and_replies_the_r
     assert new.read(2, 0, 48) == data
 
 
+def test_an_ldev_shared_by_two_lvs_is_not_levelled_and_a_placement_keeps_it_for_the_other(make_rig):
+    # LV 0 = group 0 blocks 0..9 and LV 1 = blocks 10..31: LDEV 0 holds parts of both
+    rig = make_rig(desc(volume=[{"id": 0, "group": 0, "blocks": 10},
+                                {"id": 1, "group": 0, "start": 10, "blocks": 22}], period_ms=100))
+    new = rig.unit("new")
+    a, b = rand(10, 16), rand(22, 17)
+    new.write(0, 0, a)
+    new.write(1, 0, b)
+
+    def workload():                 # LDEV 0: 3 random reads from LV 0 and 1 from LV 1 -> 40 %
+        for lv, lba in ((0, 0), (0, 5), (0, 2), (1, 0)):
+            new.read(lv, lba, 1)
+    counted_once(new, workload, {"clock": 0, "period_start": 0})
+    r = mg.clock(new, 100)["periods"][0]
+    assert [g["utilization"] for g in r["groups"]] == [40, 0, 0] and r["moves"] == []   # nothing movable
+    r = mg.place(new, 0, 0, 9, group=2)
+    assert (r["range"], r["ldevs"]) == ([0, 9], [8])
+    new.wait_job("mv0")
+    assert mg.entries(new, 0) == [(8, [0, 9])] and mg.entries(new, 1) == [(0, [0, 5]), (1, [6, 21])]
+    assert new.table("ldevs")[0]["state"] == "used"            # LV 1 still holds 10..15 of it
+    assert new.read(0, 0, 10) == a and new.read(1, 0, 22) == b
+
+
 def test_board_killed_mid_rearrangement_resumes_from_its_pointer(make_rig):
     rig = make_rig(desc())
     new = rig.unit("new")

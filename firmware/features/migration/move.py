@@ -97,10 +97,12 @@ async def run(mig, job, m):
 
 
 def item_done(mig, m, it):
-    """301 <- the destination, 302 COPY ABSENT: the source LDEV is free again."""
+    """301 <- the destination, 302 COPY ABSENT: the source LDEV is free again (unless
+    another LV holds a part of it: an LV not cut at LDEV boundaries)."""
     u = mig.u
     use = ldev.get(u, it["src"])["use"]
-    ldev.free(u, [it["src"]])
+    if not holders(u, it["src"]):
+        ldev.free(u, [it["src"]])
     ldev.get(u, it["dst"])["use"] = use
     mig.stats.moved(it["src"], it["dst"])
     it["done"] = True
@@ -109,6 +111,16 @@ def item_done(mig, m, it):
         m["pointer"] = m["items"][m["k"]]["first"]
     else:
         m["state"] = SIMPLEX
+
+
+def holders(u, n):
+    """[(LV, entry)] of every table 300 entry on LDEV n."""
+    out = []
+    for v in u.sm.t["volumes"]:
+        for e in ldev.entries(u, v):
+            if e["ldev"] == n:
+                out.append((v["id"], e))
+    return out
 
 
 def view(m):

@@ -243,12 +243,11 @@ async def level_now(mig, cmd):
 def start_moves(mig, last):
     """The levelling check of one period: plan, then one move job per LV."""
     u = mig.u
-    owner = {}                            # LDEV -> (lv, entry)
-    for v in u.sm.t["volumes"]:
-        if mig.in_use(v["id"]) is None:
-            for e in ldev.entries(u, v):
-                if e["ldev"] >= 0:
-                    owner[e["ldev"]] = (v["id"], e)
+    owner = {}                            # movable LDEV -> (lv, entry): one entry of an idle LV
+    for n in range(mig.res.count()):
+        h = move.holders(u, n)
+        if len(h) == 1 and mig.in_use(h[0][0]) is None:
+            owner[n] = h[0]
     free = {}
     for gid, _ in mig.res.groups():
         free[gid] = len(ldev.free_ids(u, gid))
