@@ -814,7 +814,9 @@ def _run_group(clones, rig, gens, fresh, ops, oplock, fire_due, fatal, bar):
     issue(streams, complete)
     end = time.monotonic()
     for jr in clones:
-        jr.elapsed_s = max(1e-6, (jr.last or end) - g0)
+        # a time-based job ran until its runtime even if its last answer came just before
+        rt = jr.planned.spec.runtime if jr.planned.spec.time_based else None
+        jr.elapsed_s = max(1e-6, (jr.last or end) - g0, min(rt or 0, end - g0))
     # fio's verify phase and end_fsync, per clone
     for jr in clones:
         pl = jr.planned

@@ -44,7 +44,8 @@ def model_rig_desc(block_size: int = 512, hosts: int = 2) -> dict:
 def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill_after=None,
               fail_after=None, on_fail=None, on_read_error=None, on_kill=None, kill=None) -> list[str]:
     """Issue ops [(port, "w"|"r", lba, count)] in order on unit u, up to `iodepth`
-    outstanding on each port (overlapping ones too: the model allows either order),
+    outstanding on each port (and no more than the board's workers but one, all ports
+    together; overlapping ones too: the model allows either order),
     every answer checked against g; return the descriptions of wrong blocks.
 
     hold: a group member whose drive holds its answers until the first time the
@@ -73,9 +74,12 @@ def run_batch(u, g: Golden, ops, iodepth: int = 8, vol: int = 0, hold=None, kill
         inflight.append([port, op, u.start_io(op.kind, vol, op.lba, arg, port)])
         count[port] = count.get(port, 0) + 1
 
+    # all ports together keep at most the board's request workers busy, one left for
+    # management (a fault injected mid-batch asks the board for its tables)
+    cap = max(1, u.hello.get("workers", 2 * iodepth + 1) - 1)
     try:
         while todo or inflight:
-            while todo and count.get(todo[0][0], 0) < iodepth:
+            while todo and count.get(todo[0][0], 0) < iodepth and len(inflight) < cap:
                 port, kind, lba, n = todo.pop(0)
                 issue(port, g.write_issued(lba, n) if kind == "w" else g.read_issued(lba, n))
             if held is not None:          # about to wait: let the held drive go on
