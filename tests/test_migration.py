@@ -354,6 +354,8 @@ def test_levelling_moves_the_random_ldev_to_raid1_and_the_sequential_one_to_raid
     p = mg.period(new)
     util = {d["ldev"]: d["utilization"] for d in p["ldevs"]}
     assert (util[0], util[1], util[2], util[3]) == (40, 28, 10, 0)
+    ld1 = p["ldevs"][1]                                        # per second of the 100 ms period
+    assert (ld1["random_read_per_s"], ld1["seq_read_per_s"], ld1["busy"]) == (10, 90, 28)
     assert [g["utilization"] for g in p["groups"]] == [78, 0, 0]
     moves = r[0]["moves"]
     assert [(m["ldev"], m["from"], m["to"], m["dst"], m["pattern"]) for m in moves] == \

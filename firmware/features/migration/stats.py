@@ -81,13 +81,7 @@ class Stats:
     def end_period(self):
         t = self.t
         p = self.cfg["period_ms"]
-        ldevs = []
-        for i in range(len(self.cur)):
-            r = self.cur[i]
-            d = {"ldev": i, "group": self.res.group(i), "utilization": 100 * r[BUSY] // p}
-            for k in range(4):
-                d[NAMES[k]] = r[k]
-            ldevs.append(d)
+        ldevs = [self.figures(i) for i in range(len(self.cur))]
         last = {"period": t["periods"], "start": t["period_start"], "end": t["period_start"] + p,
                 "ldevs": ldevs, "groups": group_utilization(self.res, ldevs)}
         t["periods"] += 1
@@ -103,18 +97,21 @@ class Stats:
                 r[k] = 0 if k < LAST else -1
         self.t["period_start"] = self.t["clock"]
 
+    def figures(self, i):
+        """LDEV i in the running period: its counts, their rates per second of the clock,
+        busy time and utilization."""
+        r = self.cur[i]
+        p = self.cfg["period_ms"]
+        d = {"ldev": i, "group": self.res.group(i), "busy": r[BUSY], "utilization": 100 * r[BUSY] // p}
+        for k in range(4):
+            d[NAMES[k]] = r[k]
+            d[NAMES[k] + "_per_s"] = 1000 * r[k] // p
+        return d
+
     def current(self):
         """The running period's counters (table mig_stats)."""
-        out = []
-        p = self.cfg["period_ms"]
-        for i in range(len(self.cur)):
-            r = self.cur[i]
-            d = {"ldev": i, "group": self.res.group(i), "busy": r[BUSY], "utilization": 100 * r[BUSY] // p}
-            for k in range(4):
-                d[NAMES[k]] = r[k]
-            out.append(d)
         return {"clock": self.t["clock"], "period_start": self.t["period_start"],
-                "period_ms": p, "ldevs": out}
+                "period_ms": self.cfg["period_ms"], "ldevs": [self.figures(i) for i in range(len(self.cur))]}
 
     def moved(self, src, dst):
         """A moved LDEV's counters go with its data (I-E4.1)."""
