@@ -8,7 +8,8 @@ keep their numbers); the board definition tells each board which controller it i
 which peer path leads to its sibling.
 
 The unit's rig API (write, read, mgmt, table, ...) goes to the master controller, A
-by default; when that board is down (killed, or its link lost) the unit tells the
+by default (`with u.via("B"):` sends the host I/O to B, which passes it on to the
+master while it is standby); when that board is down (killed, or its link lost) the unit tells the
 other one to take over (the seed's error controller 900) and goes on there.
 
     u = rig.unit("u0")
@@ -20,6 +21,7 @@ other one to take over (the seed's error controller 900) and goes on there.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 from firmware import wire
 from host.boards import launcher_for
@@ -60,6 +62,7 @@ class DualUnit(Unit):
         self.sibling = 0           # the rig sets it: the peer path between A and B
         self.sibling_cut = False   # a fault: the path between A and B answers PATH_DOWN
         self.ctrls = [Controller(self, 0), Controller(self, 1)]
+        self._via = None           # a controller the host I/O is sent to (via())
         self.launcher = self.ctrls[0].launcher
         self.active = 0
 
@@ -206,7 +209,21 @@ class DualUnit(Unit):
         o.link.send_raw(wire.pack(wire.CH_PEER + self.sibling, kind, seq, payload, low))
 
     # ---- the rig API on the master, re-routed when it is down ----------------------
+    @contextmanager
+    def via(self, which):
+        """Send the rig API's host I/O to this controller (a standby passes it on to the
+        master) while the block runs: `with u.via("B"): h.write(0, 0, 4)`."""
+        self._via = self.ctrl(which)
+        try:
+            yield self
+        finally:
+            self._via = None
+
     def _up(self):
+        if self._via is not None:
+            if not self._via.up():
+                raise LinkError(f"{self.name}: controller {self._via.letter} is down")
+            return self._via.link
         c = self.ctrls[self.active]
         if not c.up():
             self.failover()
@@ -218,11 +235,11 @@ class DualUnit(Unit):
             try:
                 return fn()
             except LinkError:
-                if self.ctrls[self.active].up():
+                if self._via is not None or self.ctrls[self.active].up():
                     raise
                 self.failover()
             except StatusError as e:
-                if e.status != wire.E_STATE:
+                if e.status != wire.E_STATE or self._via is not None:
                     raise
                 before = self.active
                 self.find_master()
@@ -242,7 +259,7 @@ class DualUnit(Unit):
     def mgmt(self, op: str, **args) -> dict:
         r = self._rerouted(lambda: self._up().mgmt(op, **args))
         if op not in READ_ONLY and not (op == "job" and args.get("action", "info") == "info"):
-            self._up().mgmt("dual_sync")     # the change is on the standby before we return
+            self.ctrls[self.active].link.mgmt("dual_sync")   # the change is on the standby before we return
         return r
 
     def ctrl_mgmt(self, which, op: str, **args) -> dict:

@@ -2,7 +2,6 @@
 MicroPython boards over the same drives, the cache and SM mirrored, takeover when A's
 board is killed, resynchronisation and handback when it returns."""
 import copy
-import struct
 
 import pytest
 from conftest import have_micropython
@@ -95,14 +94,19 @@ def test_the_standby_traces_the_block_before_the_host_has_its_good(rig):
         assert "T dual_put 0 %d 2 %d" % (lba, seq) in logs
 
 
-def test_the_standby_refuses_host_io_and_a_takeover_while_a_lives(rig):
-    u = rig.unit()
-    b = u.ctrl(1).link
-    head = struct.pack(wire.IO_HEAD, 0, 0, 1)
-    assert b.request(wire.CH_HOST, wire.K_WRITE, head + bytes(512))[0] == wire.E_STATE
-    assert b.request(wire.CH_HOST, wire.K_READ, head)[0] == wire.E_STATE
-    assert u.ctrl_table("B", "dual")["refused_io"] == 2
-    r = b.mgmt("dual_takeover", check=False)
+def test_the_standby_passes_host_io_on_to_the_master_and_refuses_a_takeover_while_a_lives(rig):
+    u, h = rig.unit(), rig.host()
+    with u.via("B"):                      # the host addresses controller B
+        h.write(0, 12, 3)
+        assert h.read(0, 12, 3) == 0
+        assert h.read(0, 0, 8) == 0
+    b = u.ctrl_table("B", "dual")
+    assert b["role"] == "standby" and b["forwarded"] == 3
+    for lba in (12, 13, 14):              # written by the master, mirrored back to B
+        want = h.verifier.expected(0, lba)
+        assert u.cached_block("A", 0, lba)["data"] == want == u.cached_block("B", 0, lba)["data"]
+    assert h.verify_all(0, 16) == 0       # through A
+    r = u.ctrl(1).link.mgmt("dual_takeover", check=False)
     assert r["_status"] == wire.E_STATE and "alive" in r["error"]
     assert u.ctrl_table("B", "dual")["role"] == "standby"
 

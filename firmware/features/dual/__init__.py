@@ -3,6 +3,7 @@
 #   state.py    roles, settings, the per-controller tables
 #   mirror.py   cache blocks, clean notices and the SM image to the sibling
 #   roles.py    join at boot, takeover, resync and handback
+#   forward.py  host I/O that reaches the standby, served by the master
 # The board definition says which controller this is and which peer path leads to its
 # sibling ("dual": {"controller": 0 | 1, "sibling": k}); the rig writes it.
 import binascii
@@ -10,7 +11,7 @@ import binascii
 from firmware import wire
 from firmware.args import Refused, need_int
 from firmware.cache import CLEAN, DIRTY
-from firmware.features.dual import mirror, roles
+from firmware.features.dual import forward, mirror, roles
 from firmware.features.dual.state import MASTER, Dual, settings
 from firmware.volmap import key_of
 
@@ -32,15 +33,14 @@ def attach(u, reg):
     reg.peer(mirror.SUB_SM, lambda u, req, p: mirror.on_sm(d, u, req, p))
     reg.peer(roles.SUB_CTL, lambda u, req, p: roles.on_ctl(d, u, req, p))
 
-    async def master_only(u, v, lba, count, buf):
-        if d.role != MASTER:
-            d.c["refused_io"] += 1
-            return wire.E_STATE
-        return None
-    reg.stage("check", master_only, order=0)
+    reg.peer(forward.SUB_FWD, lambda u, req, p: forward.on_fwd(d, u, req, p))
+    joining, fwd_write, fwd_read = forward.stages(d)
+    reg.stage("check", joining, order=0)
+    reg.stage("redirect", fwd_write, order=0)
     reg.stage("cache", mirror.pre_mirror(d), order=0, lock=d.wlock)
     reg.stage("after_commit", mirror.pre_done(d), order=0)
-    reg.stage("read_check", master_only, order=0)
+    reg.stage("read_check", joining, order=0)
+    reg.stage("read", fwd_read, order=0)
     reg.table("dual", lambda u: d.info())
     reg.table("dual_cache", lambda u: d.cache_rows())
     reg.op("dual_block", lambda u, cmd: _block(d, cmd))

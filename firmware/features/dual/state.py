@@ -7,7 +7,7 @@
 from firmware.args import Refused, need_int, need_table, only_keys
 
 MASTER = "master"     # serves the hosts, runs the jobs and the features, destages
-STANDBY = "standby"   # holds the mirror of the master's cache and SM; refuses host I/O
+STANDBY = "standby"   # holds the mirror of the master's cache and SM; forwards host I/O
 JOINING = "joining"   # just booted: asking its sibling which role it has
 
 LETTERS = "AB"
@@ -67,10 +67,12 @@ class Dual:
         self.smbuf = None             # an SM image arriving in chunks
         self.live = True
         self.clean_fn = None
+        self.nfwd = 0                 # host requests being forwarded to the master
         self.c = {"puts_sent": 0, "puts_applied": 0, "blocks_mirrored": 0, "stale_puts": 0,
                   "put_busy": 0, "cleans_sent": 0, "cleans_applied": 0, "clean_overflow": 0,
                   "sm_pushes": 0, "sm_applied": 0, "takeovers": 0, "resyncs": 0,
-                  "resync_blocks": 0, "handbacks": 0, "peer_lost": 0, "desyncs": 0, "refused_io": 0}
+                  "resync_blocks": 0, "handbacks": 0, "peer_lost": 0, "desyncs": 0, "refused_io": 0,
+                  "forwarded": 0, "fwd_busy": 0}
 
     def detach(self):
         """The unit is reconfigured: its seams go back to a single controller's."""
