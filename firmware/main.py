@@ -22,7 +22,13 @@ def main():
         from firmware import core
 
         core.use(board["core"])   # e.g. "pure" to run the reference backend
+    import gc
+
+    gc.collect()
+    imported = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0   # the firmware's modules loaded
     unit = Unit(board, Port())
+    if imported:
+        unit.mem_steps["imported"] = imported
     asyncio.run(unit.run())
 
 

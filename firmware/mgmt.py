@@ -120,6 +120,20 @@ def mem(u):
     except AttributeError:
         pass
     d["live_peak"] = u.mem_peak
+    d.update(u.mem_steps)   # live after the imports, after Unit(), after configure
+    d["buffers"] = buffers(u)
+    return d
+
+
+def buffers(u):
+    """Bytes of the unit's preallocated buffers, by owner (docs/boards.md)."""
+    ln = u.link
+    d = {"link.encoder": len(ln.enc.enc), "link.decoder": len(ln.dec.acc), "link.rxbuf": len(ln.rxbuf),
+         "link.workers": sum([len(w.buf) for w in ln.workers]), "request_slots": len(ln.free) + len(ln.pending)}
+    if u.cache is not None:
+        d["cache"] = sum([len(s) for s in u.cache.slot])
+    if u.raid is not None:
+        d["raid_scratch"] = u.bs * (len(u.raid.scratch) + sum([len(s) for s in u.raid.lock.sets]))
     return d
 
 

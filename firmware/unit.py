@@ -69,6 +69,8 @@ class Unit:
         self.tracing = False       # trace events on CH_LOG (mgmt op "trace")
         self.mem_peak = 0          # largest live heap seen by the "mem" table
         self.feature_requests = 0  # request slots added for features (setup)
+        self.mem_steps = {}        # live heap after the imports, Unit() and configure (mem table)
+        self._mem_step("unit")
 
     # ---- configuration -----------------------------------------------------
     def configured(self):
@@ -110,6 +112,14 @@ class Unit:
             rb = g.get("rebuild")
             if rb and not self.standby:   # a standby's rebuilds start when it takes over
                 self.start_rebuild_job(g)
+        self._mem_step("configured")
+
+    def _mem_step(self, name):
+        import gc
+
+        if hasattr(gc, "mem_alloc"):   # MicroPython: the live heap after a collection
+            gc.collect()
+            self.mem_steps[name] = gc.mem_alloc()
 
     def _frame(self, ch, kind, seq, payload):
         for fn in self.frame_observers:
