@@ -41,6 +41,15 @@ def test_the_demo_runs_on_the_rp2040_sized_board(demo_run):
     assert "board heap" in out and 0 < r["mem"]["live_peak"] < r["mem"]["heap"]
 
 
+def test_the_mem_table_tells_where_the_heap_went(demo_run):
+    mem = demo_run[0]["mem"]
+    assert 0 < mem["imported"] < mem["unit"] < mem["configured"] <= mem["live_peak"] < mem["heap"]
+    b = mem["buffers"]
+    assert b["cache"] == 8 * 4096 and b["raid_scratch"] == 4 * 4096      # the widest group: 4 members
+    assert b["link.workers"] == 2 * 4608 and b["request_slots"] == 16     # no feature: no feature slots
+    assert b["link.encoder"] == b["link.decoder"] < 4608 + 64             # one frame each
+
+
 def test_the_board_loads_the_firmware_as_mpy_and_holds_its_heap(tmp_path):
     board = load_board(BOARD)
     assert board["load"] == "mpy"
