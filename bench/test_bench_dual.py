@@ -3,7 +3,8 @@ the cache to the second controller.  A one-controller unit and a two-controller 
 (same drives, groups and volume, emulated boards) take one-block writes in turns of 20
 within one run, so both see the same machine load; p50 / p99 of each and the ratio of
 the p50s.  The dual write is acknowledged once the block is in the standby's cache too
-(one more round over the controllers' path before the local store).
+(one more round over the controllers' path before the local store).  A third series:
+the same writes from a host on controller B (the standby passes them on to A).
 
     .venv/bin/pytest bench/test_bench_dual.py --benchmark-only
 """
@@ -48,28 +49,34 @@ def pct(xs, p):
 def test_write_latency_added_by_cache_mirroring(benchmark, units):
     single, dual = units
     benchmark.group = "dual-write"
-    lat = {"single": [], "dual": []}
+    lat = {"single": [], "dual": [], "via_b": []}
     rnd = random.Random(4)
+
+    def turn(name, u, i):
+        for j in range(i, i + TURN):
+            data = rnd.randbytes(BS)
+            t = time.perf_counter()
+            u.write(0, j % 256, data)
+            lat[name].append(time.perf_counter() - t)
 
     def run():
         for i in range(0, N, TURN):
-            for name, u in (("single", single), ("dual", dual)):
-                for j in range(i, i + TURN):
-                    data = rnd.randbytes(BS)
-                    t = time.perf_counter()
-                    u.write(0, j % 256, data)
-                    lat[name].append(time.perf_counter() - t)
+            turn("single", single, i)
+            turn("dual", dual, i)
+            with dual.via("B"):           # the host on the standby: forwarded to A
+                turn("via_b", dual, i)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     d = dual.ctrl_table("B", "dual")
-    assert d["role"] == "standby" and d["puts_applied"] >= N     # every write went to B
+    assert d["role"] == "standby" and d["puts_applied"] >= 2 * N and d["forwarded"] == N
     ms = {k: (round(pct(v, 50) * 1e3, 3), round(pct(v, 99) * 1e3, 3)) for k, v in lat.items()}
     ratio = round(ms["dual"][0] / ms["single"][0], 2)
     benchmark.extra_info.update({
         "single_p50_ms": ms["single"][0], "single_p99_ms": ms["single"][1],
         "dual_p50_ms": ms["dual"][0], "dual_p99_ms": ms["dual"][1], "dual_over_single_p50": ratio,
-        "writes": N,
+        "via_b_p50_ms": ms["via_b"][0], "via_b_p99_ms": ms["via_b"][1],
+        "via_b_over_single_p50": round(ms["via_b"][0] / ms["single"][0], 2), "writes": N,
         "info": {"name": "two-controller / one-controller write latency p50 (one 4 KiB block, cache mirrored)",
                  "value": ratio}})
-    print("\ndual write latency: single p50 %.3f p99 %.3f ms, dual p50 %.3f p99 %.3f ms, ratio %.2f"
-          % (ms["single"] + ms["dual"] + (ratio,)))
+    print("\ndual write latency: single p50 %.3f p99 %.3f ms, dual p50 %.3f p99 %.3f ms, ratio %.2f; "
+          "via B p50 %.3f p99 %.3f ms" % (ms["single"] + ms["dual"] + (ratio,) + ms["via_b"]))
