@@ -514,3 +514,53 @@ def test_without_a_non_volatile_cache_copied_blocks_reach_the_drives_before_the_
         new.job(job, "resume")
         new.wait_job(job)
     assert new.read(1, 0, 64) == src and new.read(0, 0, 32) == src[:32 * BS]
+
+
+# ---- the levelling plan on its own (firmware/features/migration/level.py) -------------------
+
+def test_levelling_plans_keep_their_promises_on_random_periods():
+    """Seeded random periods: no plan raises the highest group utilization, every move
+    respects its LDEV's pattern and has room, and the plan stops only at max_moves or
+    when no single qualifying move is left."""
+    from firmware.features.migration import level
+
+    rng = random.Random(6)
+    for case in range(300):
+        levels = [rng.choice([1, 5]) for _ in range(rng.randint(2, 4))]
+        ldevs = []
+        for gid in range(len(levels)):
+            for _ in range(rng.randint(1, 4)):
+                d = {"ldev": len(ldevs), "group": gid, "utilization": rng.choice([0, 5, 10, 20, 40, 60])}
+                for k in ("random_read", "random_write", "seq_read", "seq_write"):
+                    d[k] = rng.randint(0, 5)
+                ldevs.append(d)
+        groups = [{"group": g, "level": levels[g], "utilization": sum(d["utilization"] for d in ldevs
+                                                                       if d["group"] == g)}
+                  for g in range(len(levels))]
+        free = {g: rng.randint(0, 2) for g in range(len(levels))}
+        cfg = {"spread": rng.choice([10, 30]), "share": 70, "max_moves": rng.choice([1, 4, 64])}
+        last = {"groups": groups, "ldevs": ldevs}
+        pinned = {d["ldev"] for d in ldevs if rng.random() < 0.2}
+        plan = level.plan(last, lambda n, p=pinned: n not in p, free, cfg)
+        util = {g["group"]: g["utilization"] for g in groups}
+        top = max(util.values())
+        room = dict(free)
+        moved = set()
+        for ld, a, b, u, pat in plan:
+            d = ldevs[ld]
+            assert d["group"] == a and ld not in pinned and ld not in moved and u == d["utilization"] > 0
+            assert level.allowed(pat, levels[b]) and pat == level.pattern(d, 70) and room[b] > 0
+            assert util[b] + u < util[a], case
+            util[a] -= u
+            util[b] += u
+            room[b] -= 1
+            moved.add(ld)
+        assert max(util.values()) <= top, case
+        if len(plan) < cfg["max_moves"] and max(util.values()) - min(util.values()) >= cfg["spread"]:
+            for d in ldevs:            # nothing qualifies any more
+                if d["ldev"] in pinned or d["ldev"] in moved or d["utilization"] == 0:
+                    continue
+                a = d["group"]
+                for b in util:
+                    assert not (b != a and room[b] > 0 and level.allowed(level.pattern(d, 70), levels[b])
+                                and util[b] + d["utilization"] < util[a]), (case, d, b)
