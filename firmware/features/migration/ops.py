@@ -73,15 +73,12 @@ async def assign(mig, cmd):
         u.sm.t["volumes"].append(v)
         u.sm.save()
         return wire.OK, {"lv": lv, "ldevs": [], "lvs": ldev.lv_info(u, v)}
-    have = 0
-    n = 0
-    for i in ldev.free_ids(u, gid):
-        if have >= cap:
-            break
-        have += ldev.get(u, i)["count"]
+    sizes = [ldev.get(u, i)["count"] for i in ldev.free_ids(u, gid)]
+    n = 1
+    while n < len(sizes) and sum(sizes[:n]) < cap:      # the fewest lowest-numbered that hold it
         n += 1
-    if have < cap:
-        raise Refused(wire.E_NO_SPACE, "%d blocks on unused LDEVs, %d needed" % (have, cap))
+    if sum(sizes[:n]) < cap:
+        raise Refused(wire.E_NO_SPACE, "%d blocks on unused LDEVs, %d needed" % (sum(sizes), cap))
     ids = ldev.allocate(u, n, "volume", gid)
     v = ldev.make_lv(u, lv, ldev.extents_on(u, ids, 0, cap), em, cap)
     u.sm.save()
