@@ -92,11 +92,11 @@ class Dual:
         return self.role == MASTER
 
     def info(self):
-        d = dict(self.c)
-        d.update({"controller": self.letter(), "role": self.role, "peer_up": self.peer_up,
-                  "sibling_path": self.sib, "seq": self.seq, "dirty": self.u.cache.ndirty,
-                  "pending_cleans": self.ncl, "destaging": sum(self.u.cache.busy),
-                  "sm_gen": self.sm_gen, "sm_sent": self.sm_sent})
+        d = {"controller": self.letter(), "role": self.role, "peer_up": self.peer_up,
+             "sibling_path": self.sib, "seq": self.seq, "dirty": self.u.cache.ndirty,
+             "pending_cleans": self.ncl, "destaging": sum(self.u.cache.busy),
+             "sm_gen": self.sm_gen, "sm_sent": self.sm_sent}
+        d.update(self.c)
         return d
 
     def cache_rows(self, limit=256):
