@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
+import threading
 from pathlib import Path
 
 from host import deploy
@@ -111,3 +113,49 @@ def table(d: dict, split: dict | None = None) -> str:
         lines.append(f"  frozen: {split['flash'] / KIB:.1f} KiB of the modules stay in flash, "
                      f"{split['ram'] / KIB:.1f} KiB of their objects in RAM")
     return "\n".join(lines)
+
+
+def poll_peak(u, stop, peak, interval=0.05):
+    """peak[0] = the largest live_peak of u's "mem" table until stop is set."""
+    while not stop.is_set():
+        try:
+            peak[0] = max(peak[0], u.table("mem").get("live_peak", 0))
+        except Exception:   # the unit is busy: ask again
+            pass
+        stop.wait(interval)
+
+
+def pairs_peak(rig_path, board: dict, tmp: Path, writes: int) -> tuple[int, dict]:
+    """A rig with volcopy (rigs/fit.toml): the two pairs 0 -> 1 and 2 -> 3 created and
+    copied, `writes` random block writes to both originals (bits set in both bitmaps),
+    a flush and a read-back of every volume: (the live heap peak, the unit's config)."""
+    from host.features import volcopy as vc
+    from host.rig import Rig
+
+    rig = Rig.load(rig_path, state_dir=tmp, board=board)
+    u = rig.unit()
+    peak = [0]
+    stop = threading.Event()
+    try:
+        rig.start()
+        th = threading.Thread(target=poll_peak, args=(u, stop, peak), daemon=True)
+        th.start()
+        try:
+            vc.pair_create(u, 0, 1)
+            vc.pair_create(u, 2, 3)
+            u.wait_job("vcgen0", timeout=600)
+            u.wait_job("vcgen1", timeout=600)
+            rnd = random.Random(2)
+            for _ in range(writes):
+                v = rnd.choice((0, 2))
+                u.write(v, rnd.randrange(120), rnd.randbytes(u.block_size))
+            u.flush()
+            for v in (0, 1, 2, 3):
+                u.read(v, 0, 16)
+        finally:
+            stop.set()
+            th.join(timeout=5)
+        peak[0] = max(peak[0], u.table("mem")["live_peak"])
+        return peak[0], u.config
+    finally:
+        rig.close()

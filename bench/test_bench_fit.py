@@ -15,6 +15,8 @@ buffer budget in a 256 KiB heap; docs/boards.md ("Where the heap goes") has the 
   frozen       the same peak less the bytecode a board keeps in flash when the modules
                are frozen into its firmware image (bench/fitlib.py: frozen_split): what
                an RP2040 with a frozen firmware needs in RAM.  Goal: <= 128 KiB.
+  pairs        the frozen peak of rigs/fit.toml: the reference rig with volcopy's two
+               pairs (their bitmaps, the feature's modules and tables).  Goal: <= 128 KiB.
   breakdown    where the heap goes, from bench/mp_fit.py: per module (its import, and
                frozen: its RAM and its flash), after import / Unit() / configure, and by
                buffer.  Printed; no goal.
@@ -51,6 +53,7 @@ from host.rig import Rig  # noqa: E402
 QUICK = bool(os.environ.get("STORLAB_BENCH_QUICK"))
 ROOT = Path(__file__).resolve().parent.parent
 RIG = ROOT / "rigs" / "demo.toml"
+PAIRS_RIG = ROOT / "rigs" / "fit.toml"      # the same with volcopy's two pairs
 BOARD = "emulator-small"
 KIB = 1024
 PEAKS = {}     # load -> (live peak, live after configure) of the runs so far (frozen, boards)
@@ -196,6 +199,32 @@ def test_heap_frozen(benchmark, tmp_path):
     print("frozen: %.1f KiB peak = %.1f KiB (.mpy peak) - %.1f KiB (bytecode in flash)"
           % (value / KIB, peak / KIB, flash / KIB))
     assert 0 < flash < peak
+
+
+def test_heap_pairs_frozen(benchmark, tmp_path):
+    """rigs/fit.toml (the reference rig with volcopy's two pairs): the .mpy peak less the
+    bytecode in flash (the volcopy modules' too)."""
+    out = {}
+
+    def run():
+        out["peak"], cfg = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
+                                             40 if QUICK else 400)
+        out["d"] = fitlib.breakdown(load_board(BOARD), cfg, "source", tmp_path / "split")
+
+    benchmark.group = "fit-heap"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    split = fitlib.frozen_split(out["d"])
+    value = out["peak"] - split["flash"]
+    benchmark.extra_info.update({"board": BOARD, "rig": "fit", "peak_mpy_bytes": out["peak"],
+                                 "flash_bytes": split["flash"], "frozen_peak_bytes": value,
+                                 "features": out["d"]["features"],
+                                 "goal": {"name": "MicroPython live heap peak, reference rig with two volcopy pairs "
+                                          "(rigs/fit.toml), firmware frozen (computed) (KiB)",
+                                          "value": round(value / KIB, 1), "goal": budget(load_board(BOARD)) // KIB,
+                                          "lower": True}})
+    print("\nreference rig with two pairs: %.1f KiB peak from .mpy, %.1f KiB frozen (%.1f KiB of bytecode in flash)"
+          % (out["peak"] / KIB, value / KIB, split["flash"] / KIB))
+    assert 0 < split["flash"] < out["peak"]
 
 
 @pytest.mark.parametrize("load", ["source", "mpy"])
