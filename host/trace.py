@@ -443,11 +443,14 @@ def channel_sequences(records: list[dict]) -> dict[str, list[tuple]]:
 
 def differential_board(name: str, kind: str) -> dict:
     """Board `name`'s limits under implementation `kind` (emulator: MicroPython,
-    cpython: CPython), in differential mode: the destage timer is parked and link
-    retries are slow, so every frame the firmware sends is caused by one it received."""
+    cpython: CPython), in differential mode: the destage timer is parked, link
+    retries are slow and one row is worked on at a time (raid_sets 0: rows in flight
+    together reach a drive in the order the scheduler runs them, which the load of the
+    machine decides), so every frame the firmware sends is caused by one it received,
+    in one order."""
     b = load_board(name)
     b.pop("deploy", None)
-    b.update(kind=kind, destage_ms=3_600_000, retry_ms=10_000)
+    b.update(kind=kind, destage_ms=3_600_000, retry_ms=10_000, raid_sets=0)
     return b
 
 
