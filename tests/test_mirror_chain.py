@@ -81,6 +81,7 @@ def test_main_host_write_notice_sends_overlapping_sub_host_reads_to_the_main_vol
     assert sub.read(0, 42, 1) == bytes(BS)       # no overlap: the sub volume, directly
     c = sub.table("mirror")["counters"]
     assert (c["main_reads"], c["direct_reads"]) == (1, 1)
+    assert sub.read(0, 39, 3) == bytes(BS) + data   # a whole frame's worth, from the main volume
     assert hm.on_drives(sub)[40 * BS:42 * BS] == bytes(2 * BS)
     main.job("mirror", "resume")
     main.finish_io(w)

@@ -180,7 +180,9 @@ class MainSide(Pair):
             st = await self.write(u, v, lba, count, data, entry)
             return link.respond(req.ch, req.kind, req.seq, st)
         if op == OP_READ:
-            out = req.mv[HL:HL + count * u.bs]
+            if count * u.bs > len(req.mv):
+                return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
+            out = req.mv[:count * u.bs]          # the head is parsed: its room takes the data
             st = await store.read_vol(u, v, lba, count, out)
             if st not in GOOD:
                 return link.respond(req.ch, req.kind, req.seq, st)
