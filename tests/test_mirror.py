@@ -184,3 +184,16 @@ def test_the_sub_volume_is_not_written_before_the_main_unit_has_the_data(pair):
     main.job("mirror", "step", 1)                # JOB5 -> JOB2: now the sub volume
     sub.finish_io(w)
     assert hm.on_drives(sub)[40 * BS:42 * BS] == data and hm.on_drives(main) == hm.on_drives(sub)
+
+
+def test_the_trace_recorder_for_users_lists_the_chain_and_exports(tmp_path):
+    from host.trace import export_chrome
+
+    lines = hm.record(tmp_path / "m.jsonl", state_dir=tmp_path / "rig")
+    assert [x for x in lines if "603" not in x] == [
+        "sub: JOB1 701 4 2 1", "sub: JOB1 704 4 2 1", "sub: JOB3 714 4 2 1", "sub: PEER %d bytes" % (12 + 2 * BS),
+        "main: JOB4 719 4 2 1", "main: JOB5 726 4 2 skip", "main: PEER 12 bytes", "sub: JOB2 711 4 2 1",
+        "sub: JOB3 718 4 2 OK", "sub: JOB1 707 4 2 OK",
+        "main: MW notice 8 1 1", "main: PEER 12 bytes", "sub: JOB2 notice 8 1 1", "main: JOB5 726 8 1 data",
+        "main: PEER %d bytes" % (12 + BS), "sub: JOB2 711 8 1 1", "sub: JOB1 DR 20 1"]
+    assert export_chrome(tmp_path / "m.jsonl", tmp_path / "m.json") > 0

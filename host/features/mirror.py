@@ -83,3 +83,47 @@ def desc_swapped() -> dict:
     for k in ("drive_blocks", "volume"):
         a[k], b[k] = b[k], a[k]
     return d
+
+
+def record(path, board: str = "emulator", state_dir=None) -> list[str]:
+    """Record a trace of the pair (rigs/mirror.toml): a sub-host write, a main-host
+    write, a sub-host read that overlaps nothing; with the firmware's trace events.
+    Returns the chain as lines "unit: job step ..." / "unit: PEER n bytes" in order."""
+    import random
+    import tempfile
+
+    from host import trace
+    from host.rig import Rig
+
+    rig = Rig(desc(), state_dir=state_dir or tempfile.mkdtemp(prefix="mirror-trace-"), board=board)
+    rec = trace.Recorder(rig, path)
+    try:
+        rig.start()
+        main, sub = rig.unit("main"), rig.unit("sub")
+        for u in (main, sub):
+            u.mgmt("trace", on=True)
+        rnd = random.Random(0)
+        sub.write(0, 4, rnd.randbytes(2 * 4096))
+        main.write(0, 8, rnd.randbytes(4096))
+        sub.read(0, 20, 1)
+    finally:
+        rec.close()
+        rig.close()
+    out = []
+    for r in trace.read(path)[1]:
+        if r.get("event") == "trace" and r["text"].startswith("mirror "):
+            out.append(f"{r['unit']}: {r['text'][len('mirror '):]}")
+        elif r.get("kind") == "PEER" and r.get("dir") == "rx" and not r.get("status"):
+            out.append(f"{r['unit']}: PEER {r['len']} bytes")
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m host.features.mirror",
+                                 description="record a trace of the mirrored pair's job chain (seed 002)")
+    ap.add_argument("out", help="the trace file to write (JSON Lines; storlab trace export reads it)")
+    ap.add_argument("--board", default="emulator", help="board of both units")
+    a = ap.parse_args()
+    print("\n".join(record(a.out, a.board)))

@@ -203,6 +203,7 @@ class SubSide(chain.Pair):
             return wire.E_CHECK
         if core.next_set(self.pend, lba, lba + count) < 0:        # [0061] direct read
             self.cnt["direct_reads"] += 1
+            self.ev("JOB1", "DR", lba, count)
             return None
         self.cnt["main_reads"] += 1
         self.ev("JOB1", "read-main", lba, count)
