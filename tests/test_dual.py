@@ -274,3 +274,39 @@ def test_dual_on_a_board_that_is_not_one_of_a_pair_is_not_attached():
         h = r.host()
         h.write(0, 0, 2)
         assert h.verify_all(0, 4) == 0
+
+
+def test_a_backup_from_table_630_goes_on_on_b_and_ends_byte_correct(tmp_path):
+    """The online backup (seed 004, docs/online_backup.md) on a two-controller unit: a
+    backup held part-way on A goes on on B from its record in table 630."""
+    import random
+    import tomllib
+
+    from host.features import online_backup as ob
+    from host.features.tape import TapeDrive
+
+    with open("rigs/online_backup.toml", "rb") as f:
+        d = tomllib.load(f)
+    d["unit"][0]["controllers"] = 2
+    a0, a1, tape_alpa, h1_alpa = 0x01, 0x02, 0x20, 0x10
+    with Rig(d, board="emulator", state_dir=tmp_path / "rig") as r:
+        fab = ob.FcFabric(r)
+        tape = fab.add(ob.TapeDevice(tape_alpa, TapeDrive(tmp_path / "tape0"), accept=(a0, a1), block_size=512))
+        h1 = fab.add(ob.FcHost(h1_alpa))
+        u = r.unit("da")
+        assert u.ctrl_mgmt("B", "info")["features"] == ["dual"]
+        assert h1.login(a0) == wire.OK
+        img = random.Random(14).randbytes(32 * 512)
+        for lba in range(0, 32, 8):
+            assert h1.write(a0, 2, lba, img[lba * 512:(lba + 8) * 512]) == wire.OK
+        u.mgmt("flush")
+        u.mgmt("ob_priority", chunk=2)
+        ob.backup(u, 2, tape_alpa, paused=True)
+        ob.step(u, 3)                     # 6 of 32 blocks on the tape
+        u.mgmt("save")                    # 630 as it is now into SM, and so to B
+        u.kill_controller("A")
+        t = u.table("ob_630")             # B's, from the mirrored SM
+        assert (u.master(), t["lu"], t["bp"], t["cp"], t["paused"]) == ("B", 2, 6, 32, True)
+        u.job("backup", "resume")
+        assert u.wait_job("backup")["state"] == "done"
+        assert tape.image(2, 32) == img
