@@ -39,39 +39,9 @@ CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush
 
 
 def load(name):
-    """The package of a feature, by name (explicit imports: MicroPython-friendly)."""
-    if name == "parity_unit":
-        from firmware.features import parity_unit
-
-        return parity_unit
-    if name == "volcopy":
-        from firmware.features import volcopy
-
-        return volcopy
-    if name == "mirror":
-        from firmware.features import mirror
-
-        return mirror
-    if name == "sparing":
-        from firmware.features import sparing
-
-        return sparing
-    if name == "online_backup":
-        from firmware.features import online_backup
-
-        return online_backup
-    if name == "migration":
-        from firmware.features import migration
-
-        return migration
-    if name == "dual":
-        from firmware.features import dual
-
-        return dual
-    if name == "remote_copy":
-        from firmware.features import remote_copy
-
-        return remote_copy
+    """The package of a feature, by name, imported when first configured."""
+    if name in BUILT:
+        return __import__("firmware.features." + name, None, None, (name,))
     if name in PLANNED:
         raise Refused("feature %r is not built yet" % (name,))
     raise Refused("unknown feature %r (features: %s)" % (name, ", ".join(BUILT)))

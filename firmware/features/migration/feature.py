@@ -5,26 +5,15 @@
 # "moves" {lv: record} (E3 / E4), "levels" (the last levelling checks).
 import asyncio
 import binascii
-import time
 
 from firmware import core, ldev, wire
+from firmware.clock import ms_since, ticks_ms
 from firmware.features.migration import fetch, move
 from firmware.features.migration.lvmap import Resolver
 from firmware.features.migration.stats import Stats
 from firmware.jobs import DONE, Job
 
 MAX_LEVELS = 8
-
-
-def now_ms():
-    """The board's millisecond ticks (MicroPython), else a monotonic clock (CPython)."""
-    tick = getattr(time, "ticks_ms", None)
-    return tick() if tick else time.monotonic_ns() // 1000000
-
-
-def since_ms(t0):
-    diff = getattr(time, "ticks_diff", None)
-    return diff(now_ms(), t0) if diff else now_ms() - t0
 
 
 class MigJob(Job):
@@ -35,7 +24,7 @@ class MigJob(Job):
         self.m = m
         self.persist = m
         self.stalled = False
-        self.t0 = now_ms()
+        self.t0 = ticks_ms()
         self.ms = -1             # run time since (re)start, once done
 
     def info(self):
@@ -209,7 +198,7 @@ class Migration:
             self.u.warn("migration: %s: %s" % (job.name, job.note))
 
     def finished(self, m, job):
-        job.ms = since_ms(job.t0)
+        job.ms = ms_since(job.t0)
         job.state = DONE
         job.pointer = job.total
         job.ev.set()

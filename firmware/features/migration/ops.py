@@ -10,8 +10,8 @@
 #   mig_path_rate {peer, src_lv, blocks, repeat}     the peer path's raw read rate (benchmark)
 from firmware import ldev, wire
 from firmware.args import Refused, need_bool, need_int
+from firmware.clock import ms_since, ticks_ms
 from firmware.features.migration import fetch, level, move
-from firmware.features.migration.feature import now_ms, since_ms
 from firmware.features.migration.lvmap import remap
 
 
@@ -118,12 +118,12 @@ async def path_rate(mig, cmd):
     n = need_int(cmd, "blocks", 1, mig.fetcher.most)
     rep = need_int(cmd, "repeat", 1, 100000)
     async with mig.lock:
-        t0 = now_ms()
+        t0 = ticks_ms()
         for _ in range(rep):
             st = await mig.fetcher.read(peer_k, src_lv, 0, n)
             if st != wire.OK:
                 raise Refused(st, "read of LV %d on peer %d: %s" % (src_lv, peer_k, wire.status_name(st)))
-        ms = since_ms(t0)
+        ms = ms_since(t0)
     return wire.OK, {"bytes": n * rep * mig.u.bs, "ms": ms}
 
 

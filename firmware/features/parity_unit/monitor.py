@@ -10,14 +10,9 @@ import time
 
 from firmware import wire
 from firmware.args import Refused
+from firmware.clock import ticks_ms
 from firmware.features.parity_unit import exchange, ops, rows
 from firmware.link import sleep_ms
-
-try:
-    from time import ticks_ms
-except ImportError:
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
 
 
 def now():

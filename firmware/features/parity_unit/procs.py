@@ -4,20 +4,10 @@
 # Figs 30-31: S8002-S8007, I12), the PU's own rebuild (I14), the recomputation of blocks
 # in doubt, and after a board reset each one going on from table 740 or its pointer.
 from firmware import core, wire
+from firmware.clock import ticks_diff, ticks_ms
 from firmware.features.parity_unit import exchange, rows, transfer
 from firmware.features.parity_unit.state import HL
 from firmware.jobs import DONE, FAILED, Job
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
 
 OPS = {"build": wire.PB_OP_BUILD, "add": wire.PB_OP_ADD, "delete": wire.PB_OP_DELETE}
 MAX_LIST = 64                   # block numbers listed in a reply

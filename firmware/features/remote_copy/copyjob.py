@@ -11,24 +11,13 @@
 # (pointer, paused, copied, scanned): a reset resumes it from 837.
 import asyncio
 import struct
-import time
 
 from firmware import peer, store, wire
+from firmware.clock import ms_since, ticks_ms
 from firmware.features.remote_copy.state import COPYING, DUPLEX, SUSPENDED
 from firmware.jobs import DONE, FAILED, Job
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
-
-
-def now_ms():
-    t = getattr(time, "ticks_ms", None)          # MicroPython; CPython has monotonic
-    return t() if t is not None else int(time.monotonic() * 1000)   # type: ignore[attr-defined]
-
-
-def ms_since(t0):
-    d = getattr(time, "ticks_diff", None)
-    return d(now_ms(), t0) if d is not None else now_ms() - t0
-
 
 RC_CTL = 0x48     # PEER subtype: control messages (JSON, peer.call)
 RC_DATA = 0x49    # PEER subtype: blocks for a copy destination (HEAD, then the data)
@@ -67,7 +56,7 @@ class CopyJob(Job):
         self.rc = rc
         self.i = i
         self.persist = s
-        self.t0 = now_ms()
+        self.t0 = ticks_ms()
         self.ms = -1             # run time since (re)start, once the pair is DUPLEX
 
     def info(self):

@@ -242,7 +242,8 @@ async def op_path_rate(rc, u, cmd):
     another (as the copy sends tracks), answered without being stored; firmware time."""
     import struct
 
-    from firmware.features.remote_copy.copyjob import HEAD, HL, OP_PROBE, ms_since, now_ms
+    from firmware.clock import ms_since, ticks_ms
+    from firmware.features.remote_copy.copyjob import HEAD, HL, OP_PROBE
 
     k = need_int(cmd, "peer", 0, 15)
     most = (u.link.max_payload - HL - 8) // u.bs
@@ -252,7 +253,7 @@ async def op_path_rate(rc, u, cmd):
     struct.pack_into(HEAD, head, 0, copyjob.RC_DATA, OP_PROBE, 0, 0, n)
     data = bytearray(n * u.bs)
     into = bytearray(16)
-    t0 = now_ms()
+    t0 = ticks_ms()
     for _ in range(frames):
         st, _ = await peer.request(u, wire.CH_PEER + k, wire.K_PEER, head, data, into, TIMEOUT_MS)
         if st != wire.OK:

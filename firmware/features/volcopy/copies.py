@@ -12,21 +12,11 @@
 import asyncio
 
 from firmware import core, store, wire
+from firmware.clock import ticks_diff, ticks_ms
 from firmware.features.volcopy.state import CANCELLED, KINDS, T_PAIR, volume_of
 from firmware.jobs import DONE, FAILED, Job
 from firmware.link import sleep_ms
 from firmware.raid import GOOD
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
 
 
 class CopyJob(Job):
