@@ -5,7 +5,6 @@ import json
 from firmware import features, ldev, store, volmap, wire
 from firmware.args import Refused, is_int
 from firmware.args import need_int as _int
-from firmware.peer import PEER_PING
 from firmware.raid import capacity
 
 
@@ -222,6 +221,8 @@ async def run(u, cmd):
             return wire.E_BAD_PARAM, {"error": "peer must be 0..15"}
         data = str(cmd.get("data", "")).encode()
         buf = bytearray(256)
+        from firmware.peer import PEER_PING  # the peer layer: loaded when first used
+
         p = u.link.start(wire.CH_PEER + k, wire.K_PEER, bytes([PEER_PING]), data, buf)
         if p is None:
             return wire.E_BUSY, {"error": "no free request slot"}

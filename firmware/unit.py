@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from firmware import cha, core, features, iopath, mgmt, peer, store, wire
+from firmware import cha, core, features, iopath, mgmt, store, wire
 from firmware.cache import Cache
 from firmware.dka import DKA, FAILED
 from firmware.jobs import DONE, Job, Jobs
@@ -253,6 +253,8 @@ class Unit:
         if ch < wire.CH_DRIVE:
             return await cha.handle(self, req)
         if wire.CH_PEER <= ch < wire.CH_MGMT:
+            from firmware import peer  # loaded with the first peer request (or a feature)
+
             return await peer.handle(self, req)
         self.link.respond(ch, req.kind, req.seq, wire.E_UNKNOWN_CHANNEL)
 
