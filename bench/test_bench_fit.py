@@ -188,7 +188,9 @@ def test_heap_frozen(benchmark, tmp_path):
     peak, configured = PEAKS["mpy"]
     flash = out["split"]["flash"]
     value = peak - flash
-    benchmark.extra_info.update({"board": BOARD, "rig": "demo", "flash_bytes": flash, "ram_bytes": out["split"]["ram"],
+    benchmark.extra_info.update({"board": BOARD, "rig": "demo", "load": "frozen (computed)",
+                                 "live_peak_KiB": round(value / KIB, 1),
+                                 "flash_bytes": flash, "ram_bytes": out["split"]["ram"],
                                  "peak_mpy_bytes": peak, "frozen_peak_bytes": value,
                                  "modules": out["split"]["modules"], "buffers": out["d"]["buffers"],
                                  "goal": {"name": "MicroPython live heap peak, reference rig, firmware frozen "
@@ -215,7 +217,8 @@ def test_heap_pairs_frozen(benchmark, tmp_path):
     benchmark.pedantic(run, rounds=1, iterations=1)
     split = fitlib.frozen_split(out["d"])
     value = out["peak"] - split["flash"]
-    benchmark.extra_info.update({"board": BOARD, "rig": "fit", "peak_mpy_bytes": out["peak"],
+    benchmark.extra_info.update({"board": BOARD, "rig": "fit", "load": "frozen (computed), two pairs",
+                                 "live_peak_KiB": round(value / KIB, 1), "peak_mpy_bytes": out["peak"],
                                  "flash_bytes": split["flash"], "frozen_peak_bytes": value,
                                  "features": out["d"]["features"],
                                  "goal": {"name": "MicroPython live heap peak, reference rig with two volcopy pairs "
@@ -305,6 +308,7 @@ def test_mpy_size(benchmark, tmp_path, board):
     ref = sum(f[p] for p in paths if p)
     arch = deploy.mpy_arch(load_board(board))
     benchmark.extra_info.update({"board": board, "arch": arch, "files": len(f), "total_bytes": total,
+                                 "modules": len([p for p in f if p.endswith(".mpy")]),
                                  "reference_bytes": ref, "loaded": files["loaded"], "per_file": f,
                                  "goal": {"name": ".mpy size, modules the reference rig loads, %s (KiB)" % arch,
                                           "value": round(ref / KIB, 1), "goal": 256, "lower": True},
