@@ -53,10 +53,10 @@ def breakdown(board: dict, config: dict, load: str, tmp: Path, root: Path = FIRM
         path, source = root, str(root)
     state = tmp / "state"
     state.mkdir(exist_ok=True)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{path}")
     args = tmp / "fit_args.json"
     args.write_text(json.dumps({"board": board_json(board), "config": config, "source": source,
-                                "state": str(state)}))
-    env = dict(os.environ, MICROPYPATH=f".frozen:{path}")
+                                "state": str(state), "boot": boot_modules(env, tmp)}))
     r = subprocess.run([micropython_binary(), "-X", "heapsize=1M", str(MP_FIT), str(args)],
                        env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
     if r.returncode:
@@ -64,6 +64,17 @@ def breakdown(board: dict, config: dict, load: str, tmp: Path, root: Path = FIRM
     d = json.loads(r.stdout)
     d["load"] = load
     return d
+
+
+def boot_modules(env: dict, cwd: Path) -> list[str]:
+    """The firmware modules loaded when the firmware starts (firmware/main.py imports
+    the port and the unit), so that mp_fit.py imports no module the board would not."""
+    probe = "import sys, firmware.port, firmware.unit; print(' '.join(sorted(sys.modules)))"
+    r = subprocess.run([micropython_binary(), "-c", probe], env=env, capture_output=True, text=True,
+                       timeout=60, cwd=cwd)
+    if r.returncode:
+        raise RuntimeError(f"boot probe failed: {r.stderr.strip()[-2000:]}")
+    return [m for m in r.stdout.split() if m.startswith("firmware.")]
 
 
 def frozen_split(d: dict) -> dict:

@@ -4,7 +4,8 @@
 #   MICROPYPATH=.frozen:<repo or .mpy folder> micropython -X heapsize=1M bench/mp_fit.py ARGS
 #
 # ARGS: a JSON file {"board": <board.json>, "config": <the configure op's config>,
-# "source": <repo folder, or "" when the modules are .mpy>} (a file: the unix port's
+# "source": <repo folder, or "" when the modules are .mpy>, "boot": <the modules the
+# firmware loads at boot, to import in ORDER; every one of ORDER when absent>} (a file: the unix port's
 # command line takes no argument with a space in it).  One JSON object on stdout:
 #   base        bytes live before any firmware import
 #   modules     [[name, import, ram], ...]: import = bytes the module's import added (its
@@ -118,7 +119,10 @@ def main():
         a = json.load(f)
     root = a.get("source") or ""
     d = {"base": live(), "modules": []}
-    imports(("asyncio",) + ORDER, root, d)
+    # only what the firmware itself loads at boot (fitlib.boot_modules), in ORDER
+    boot = a.get("boot")
+    names = [m for m in ORDER if boot is None or m in boot] + [m for m in boot or () if m not in ORDER]
+    imports(["asyncio"] + names, root, d)
     for name in sorted([m for m in sys.modules if m.startswith("firmware.")]):
         if name not in [m[0] for m in d["modules"]]:   # imported by another module's import
             d["modules"].append([name, None, body_ram(root, name) if root else None])
