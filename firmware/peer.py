@@ -16,6 +16,29 @@ from firmware.link import sleep_ms
 PEER_PING = 0x01   # answered by every unit: "pong NAME ..."
 PEER_VREAD = 0x02  # answered by every unit: vol u16, lba u32, count u16 -> the blocks (host view)
 KIND_KEY = 0x100   # u.peer_handlers[KIND_KEY | kind]: a feature's own frame kind on peer channels
+# Who owns each PEER subtype and each whole frame kind on peer channels (KIND_KEY | kind):
+# one place, so two features can never answer the same frames (docs/wire.md lists them).
+# A feature registers only what is listed for it here.
+OWNERS = (
+    (PEER_PING, PEER_PING, "core"),
+    (PEER_VREAD, PEER_VREAD, "core"),
+    (0x48, 0x49, "remote_copy"),        # control (JSON), copy data
+    (0x50, 0x50, "parity_unit"),        # control (JSON)
+    (0x60, 0x60, "mirror"),             # the job chain's messages
+    (0x68, 0x6C, "dual"),               # PUT, CLEAN, SM, control, forward
+    (KIND_KEY | wire.K_PBLOCK, KIND_KEY | wire.K_PBLOCK, "parity_unit"),
+    (KIND_KEY | wire.K_FC, KIND_KEY | wire.K_FC, "online_backup"),
+)
+
+
+def owner(sub):
+    """The owner of a PEER subtype (or KIND_KEY | frame kind), or None."""
+    for lo, hi, name in OWNERS:
+        if lo <= sub <= hi:
+            return name
+    return None
+
+
 TIMEOUT_MS = 5000
 TRIES = 200        # BUSY answers (or no free request slot) before a request gives up
 RETRY_MS = 2

@@ -33,3 +33,19 @@ def test_two_emulated_units_exchange_peer_frames_and_a_cut_path_is_reported(tmp_
         assert b.table("link")["bad_crc"] >= 1
         path.corrupt_every = 0
         assert a.mgmt("peer_ping", peer=0, data="again")["reply"] == "pong b again"
+
+
+def test_every_peer_subtype_has_one_owner_and_the_features_register_only_their_own():
+    from firmware import peer
+
+    spans = sorted((lo, hi) for lo, hi, _ in peer.OWNERS)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), spans    # no two owners overlap
+    assert peer.owner(0x60) == "mirror" and peer.owner(0x6A) == "dual" and peer.owner(0x61) is None
+    from firmware.features import mirror
+    from firmware.features.dual import mirror as dual_mirror
+    from firmware.features.mirror import chain
+    from firmware.features.remote_copy import copyjob
+
+    assert peer.owner(chain.MSG) == "mirror" and mirror is not None
+    assert peer.owner(dual_mirror.SUB_PUT) == peer.owner(dual_mirror.SUB_SM) == "dual"
+    assert peer.owner(copyjob.RC_CTL) == peer.owner(copyjob.RC_DATA) == "remote_copy"

@@ -99,10 +99,14 @@ class Registration:
         self.u.path.add(stage, self.name, fn, order, lock, when)
 
     def peer(self, sub, fn):
-        from firmware.peer import PEER_PING, PEER_VREAD
+        from firmware.peer import owner
 
         u = self.u
-        if sub in (PEER_PING, PEER_VREAD) or sub in u.peer_handlers:
+        who = owner(sub)
+        if who != self.name:
+            raise ValueError("feature %s: peer subtype 0x%02x belongs to %s (firmware/peer.py OWNERS)"
+                             % (self.name, sub, who))
+        if sub in u.peer_handlers:
             raise ValueError("feature %s: peer subtype 0x%02x already taken" % (self.name, sub))
         u.peer_handlers[sub] = fn
         self.peers.append(sub)

@@ -8,7 +8,7 @@ import struct
 from firmware import cha, iopath, peer, wire
 from firmware.features.dual.state import MASTER, STANDBY
 
-SUB_FWD = 0x64
+SUB_FWD = 0x6C
 FWD_HEAD = "<BBHIH"    # sub, op, vol, lba, count
 FWD_LEN = 10
 OP_WRITE = 1

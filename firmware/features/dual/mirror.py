@@ -25,9 +25,9 @@ from firmware.features.dual.state import LOCAL_TABLES, MASTER, SUB_CTL
 from firmware.link import sleep_ms
 from firmware.volmap import key_gid, key_glba, key_of
 
-SUB_PUT = 0x60     # PUT_HEAD, notices, then count blocks of data
-SUB_CLEAN = 0x61   # CLEAN_HEAD, then notices
-SUB_SM = 0x62      # SM_HEAD, then a chunk of the JSON image
+SUB_PUT = 0x68     # PUT_HEAD, notices, then count blocks of data
+SUB_CLEAN = 0x69   # CLEAN_HEAD, then notices
+SUB_SM = 0x6A      # SM_HEAD, then a chunk of the JSON image
 PUT_HEAD = "<BBHHII"   # sub, notices, group, count, group block, seq
 PUT_LEN = 14
 CLEAN_HEAD = "<BB"     # sub, notices

@@ -11,7 +11,7 @@ STANDBY = "standby"   # holds the mirror of the master's cache and SM; forwards 
 JOINING = "joining"   # just booted: asking its sibling which role it has
 
 LETTERS = "AB"
-SUB_CTL = 0x63        # PEER subtype: JSON control messages between the two controllers
+SUB_CTL = 0x6B        # PEER subtype: JSON control messages between the two controllers
 # features whose state lives in SM (mirrored) and that run on one controller at a time
 DUAL_OK = ("dual", "volcopy", "online_backup")
 # SM tables kept per controller: its boot count and warnings; the configuration is
