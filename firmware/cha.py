@@ -30,8 +30,7 @@ async def handle(u, req):
     if kind == wire.K_VOLINFO:
         return link.respond(req.ch, kind, req.seq, wire.OK, struct.pack("<II", v["blocks"], bs))
     if kind == wire.K_FLUSH:
-        await store.destage(u)
-        st = wire.OK if u.cache.ndirty == 0 else wire.E_DATA_LOST
+        st = wire.OK if await store.flush(u) == 0 else wire.E_DATA_LOST
         return link.respond(req.ch, kind, req.seq, st)
     if len(p) < wire.IO_HEAD_LEN:
         return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)

@@ -204,8 +204,8 @@ async def run(u, cmd):
             u.sm.save()
         return wire.OK, {"job": job.info()}
     if op == "flush":
-        await store.destage(u)
-        return (wire.OK if u.cache.ndirty == 0 else wire.E_DATA_LOST), {"dirty": u.cache.ndirty}
+        stuck = await store.flush(u)
+        return (wire.OK if stuck == 0 else wire.E_DATA_LOST), {"dirty": u.cache.ndirty, "stuck": stuck}
     if op == "trace":
         on = cmd.get("on", True)
         if not isinstance(on, bool):

@@ -166,6 +166,20 @@ async def destage(u):
     u.slot_ev.set()
 
 
+async def flush(u):
+    """Destage; the number of slots dirty when the flush began that did not reach the
+    drives (0: everything written before the flush is on the drives).  Slots written
+    again or first made dirty while it ran are the next flush's, not a failure."""
+    c = u.cache
+    before = [(s, c.gen[s]) for s in range(c.n) if c.state[s] != CLEAN]   # dirty or pinned
+    await destage(u)
+    stuck = 0
+    for s, gen in before:
+        if c.state[s] != CLEAN and c.gen[s] == gen:
+            stuck += 1
+    return stuck
+
+
 async def _destager(u, todo):
     while todo:
         await _destage_slot(u, todo.pop(0))

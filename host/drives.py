@@ -38,6 +38,7 @@ class Faults:
     failed: bool = False
     latency: float = 0.0
     held: threading.Event | None = None     # set = released
+    waiting: int = 0                         # commands waiting on the hold now
 
     def clear(self):
         held = self.held
@@ -134,7 +135,11 @@ class SimDrive:
             time.sleep(f.latency)
         held = f.held
         if held is not None:
+            with self.lock:
+                f.waiting += 1
             held.wait()
+            with self.lock:
+                f.waiting -= 1
         with self.lock:
             if self.accesses is not None:
                 self.accesses.append(("r" if kind == wire.K_DREAD else "w", lba, count))

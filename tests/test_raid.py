@@ -1,9 +1,12 @@
 """RAID1/RAID5 on real boards over the wire: write, read, degraded I/O, repair, rebuild."""
+import threading
+
 import pytest
 from conftest import BASE_UNIT, have_micropython, rig_desc
 
 from firmware import wire
 from firmware.raid import locate
+from host.boards import load_board
 from host.rig import StatusError
 from host.scenarios import raid5_life
 
@@ -127,3 +130,34 @@ def test_raid1_mirror_degrades_and_rebuilds(make_rig):
     assert u.table("groups")[0]["members"] == [2, 1]
     assert u.drives[2].image() == u.drives[1].image()
     assert h.verify_all(0, 64) == 0
+
+
+def test_a_flush_answers_for_what_was_dirty_when_it_began(make_rig):
+    """Writes that land while a flush runs are the next flush's: the flush answers OK once
+    everything dirty at its start is on the drives; a slot the drives cannot take
+    (a RAID5 group with two members gone) is reported stuck with DATA_LOST."""
+    board = load_board("emulator")
+    board["destage_ms"] = 3_600_000          # only flushes destage here
+    rig = make_rig(rig_desc(), board=board)
+    u, h = rig.unit(), rig.host()
+    h.write(0, 0, 2)                          # dirty in the cache
+    u.inject(0, "hold")
+    res = {}
+    t = threading.Thread(target=lambda: res.update(r=u.link.mgmt("flush", check=False)))
+    t.start()
+    try:
+        u.wait_for(lambda x: x.drives[0].faults.waiting > 0, what="the flush's destage on the held drive")
+        h.write(0, 40, 1)                     # lands while the flush waits: dirty after it
+    finally:
+        u.inject(0, "release")
+        t.join(60)
+    r = res["r"]
+    assert r["_status"] == wire.OK and r["stuck"] == 0 and r["dirty"] == 1, r
+    u.flush()
+    assert u.mgmt("flush")["dirty"] == 0
+    assert h.verify_all(0, 48) == 0
+    u.inject(1, "fail")
+    u.inject(2, "fail")
+    h.write(0, 4, 1)                          # cached; its group cannot take it
+    r = u.link.mgmt("flush", check=False)
+    assert r["_status"] == wire.E_DATA_LOST and r["stuck"] == 1, r

@@ -4,7 +4,6 @@ the job chain, the peer frames a unit sent."""
 from __future__ import annotations
 
 import os
-import struct
 
 from firmware import wire
 
@@ -12,18 +11,18 @@ RIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 MSG_HEAD = 12     # firmware/features/mirror/chain.py HL
 
 
-def flush(u, vol: int = 0) -> bool:
-    """Destage the unit's cache; False if writes still arriving left slots dirty (the
-    board answers DATA_LOST then: a flush counts the slots dirty after its destage)."""
-    st, _ = u.link.request(wire.CH_HOST, wire.K_FLUSH, struct.pack("<H", vol), timeout=120)
-    return st == wire.OK
+def flush(u) -> bool:
+    """Destage the unit's cache; True when no slot is dirty afterwards (writes still
+    arriving from the pair's background work may have dirtied slots again meanwhile)."""
+    r = u.link.mgmt("flush", check=False)
+    return r["_status"] == wire.OK and r.get("dirty") == 0
 
 
 def on_drives(u, vol: int = 0) -> bytes:
     """The volume as the unit's first RAID1 member holds it after a flush (flushed
     again while background writes keep slots dirty)."""
     for _ in range(100):
-        if flush(u, vol):
+        if flush(u):
             break
     else:
         raise RuntimeError(f"{u.name}: the cache never came clean")
