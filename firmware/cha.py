@@ -20,6 +20,8 @@ async def handle(u, req):
     link = u.link
     p = req.payload()
     kind = req.kind
+    if u.feature_errors:          # a configured feature is not running: serve nothing
+        return link.respond(req.ch, kind, req.seq, wire.E_NOT_READY)
     if len(p) < 2:
         return link.respond(req.ch, kind, req.seq, wire.E_BAD_LENGTH)
     vol = p[0] | (p[1] << 8)

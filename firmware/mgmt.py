@@ -148,6 +148,8 @@ async def run(u, cmd):
         computed = ("jobs", "link", "mem", "iopath", "lvs")
         d["tables"] = [t for t in TABLES if t in u.sm.t or t in computed] + list(u.table_fns)
         d["features"] = list(u.features)
+        if u.feature_errors:
+            d["feature_errors"] = u.feature_errors
         return wire.OK, d
     if op == "table":
         try:
@@ -162,10 +164,20 @@ async def run(u, cmd):
         except ValueError as e:
             return wire.E_BAD_PARAM, {"error": str(e)}
         boot = u.sm.t.get("boot", {"count": 1})
+        old = u.sm.t
         u.sm.t = tables
         u.sm.t["boot"] = boot
         u.sm.save()
         u.setup()
+        if u.feature_errors:       # cannot run here: the previous configuration stays
+            why = "; ".join("%s (%s)" % kv for kv in u.feature_errors.items())
+            u.sm.t = old
+            u.sm.save()
+            if old.get("config"):
+                u.setup()
+            else:
+                u.feature_errors = {}
+            return wire.E_BAD_PARAM, {"error": "configuration not applied: feature %s cannot attach" % why}
         return wire.OK, {"groups": [{"id": g["id"], "capacity": g["capacity"]} for g in tables["groups"]]}
     if not u.configured():
         return wire.E_STATE, {"error": "unit not configured"}

@@ -66,6 +66,7 @@ class Unit:
         self.link.on_frame = self._frame
         self.features = {}         # name -> the feature's object
         self.regs = {}             # name -> its Registration
+        self.feature_errors = {}   # name -> why it could not attach (host I/O refused then)
         self.tracing = False       # trace events on CH_LOG (mgmt op "trace")
         self.mem_peak = 0          # largest live heap seen by the "mem" table
         self.feature_requests = 0  # request slots added for features (setup)

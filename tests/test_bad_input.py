@@ -111,3 +111,30 @@ def test_impossible_configurations_are_refused_with_the_reason(make_rig, config,
         u.mgmt("configure", config=config)
     assert e.value.status == wire.E_BAD_PARAM and words in str(e.value)
     assert u.mgmt("info")["configured"] is False
+
+
+def test_a_feature_that_cannot_attach_on_this_board_is_refused_at_configure_and_nothing_changes(make_rig):
+    """The sub side's pending-list bitmap of an 8 Mi-block volume does not fit an RP2040-sized
+    heap: configure answers BAD_PARAM naming the feature and the MemoryError, the previous
+    configuration stays, and the unit serves its volume as before (never without the
+    feature it was told to run)."""
+    blocks = 1 << 23
+    unit = {"name": "u0", "drives": 2, "drive_blocks": blocks, "backing": "file",
+            "group": [{"id": 0, "level": 1, "members": [0, 1]}],
+            "volume": [{"id": 0, "group": 0, "blocks": blocks}]}
+    rig = make_rig(rig_desc(unit, block_size=512), board="emulator-small")
+    u, h = rig.unit(), rig.host()
+    h.write(0, 5, 2)
+    old = u.table("config")
+    cfg = json.loads(json.dumps(old))
+    cfg["features"] = ["mirror"]
+    cfg["mirror"] = {"role": "sub", "volume": 0, "peer_volume": 0, "out_peer": 0}
+    r = u.link.mgmt("configure", config=cfg, force=True, check=False)
+    assert r["_status"] == wire.E_BAD_PARAM, r
+    assert "configuration not applied: feature mirror" in r["error"] and "MemoryError" in r["error"], r
+    assert u.table("config") == old and u.mgmt("info")["features"] == []
+    assert "feature_errors" not in u.mgmt("info")
+    assert h.verify_all(0, 16) == 0
+    h.write(0, 7, 1)
+    u.restart()
+    assert u.table("config") == old and h.verify_all(0, 16) == 0

@@ -169,11 +169,15 @@ class Registration:
 def attach_all(u):
     """(Re)attach the configured features: every attached one detaches first (its SM
     state may have been replaced by a configure), then each configured one attaches.
-    A feature that fails to attach is detached again and reported; the unit runs on."""
+    A feature that fails to attach (e.g. no memory for its buffers on a small board) is
+    detached again and recorded in u.feature_errors: configure then puts the previous
+    configuration back, and at boot the unit refuses host I/O (NOT_READY) rather than
+    serve its volumes without the feature."""
     for reg in list(u.regs.values()):
         reg.detach()
     u.regs = {}
     u.features = {}
+    u.feature_errors = {}
     u.path = iopath.Path()
     for name in u.sm.t["config"].get("features", []):
         attach_one(u, name)
@@ -191,6 +195,7 @@ def attach_one(u, name):
         reg.obj = mod.attach(u, reg)
     except Exception as e:
         reg.detach()
+        u.feature_errors[name] = "%s: %s" % (type(e).__name__, e)
         u.warn("feature %s not attached: %s" % (name, e))
         return
     u.regs[name] = reg
