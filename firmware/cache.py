@@ -23,32 +23,63 @@ class Cache:
         self.resync = bytearray(nslots)  # 1: was being destaged at a reset: recompute parity
         self.nv = nv                     # NVCache or None (volatile cache)
         self.gen = [0] * nslots
-        self.used = [0] * nslots
+        # the slots in the order of their last use, least recent first: a doubly linked
+        # ring through slot n (the anchor), so a hit and a choice of victim cost O(1)
+        # instead of a scan of every slot
+        self.nxt = list(range(1, nslots + 2))
+        self.nxt[nslots] = 0
+        self.prv = list(range(-1, nslots))
+        self.prv[0] = nslots
         self.index = {}
-        self.clock = 0
         self.ndirty = 0
         self.c = {"read_hits": 0, "read_misses": 0, "write_hits": 0, "write_misses": 0,
                   "destaged": 0, "evictions": 0, "full_waits": 0, "pinned": 0}
 
+    def _touch(self, i):
+        """Slot i is now the most recently used."""
+        nxt = self.nxt
+        prv = self.prv
+        a = self.n
+        if prv[a] == i:
+            return
+        p = prv[i]
+        q = nxt[i]
+        nxt[p] = q
+        prv[q] = p
+        p = prv[a]
+        nxt[p] = i
+        prv[i] = p
+        nxt[i] = a
+        prv[a] = i
+
     def lookup(self, key):
         i = self.index.get(key, -1)
         if i >= 0:
-            self.clock += 1
-            self.used[i] = self.clock
+            self._touch(i)
         return i
+
+    def _victim(self):
+        """The first free slot by number while there are free slots; else the least
+        recently used clean slot whose data is not in flight (-1: none)."""
+        key = self.key
+        if len(self.index) < self.n:
+            for i in range(self.n):
+                if key[i] < 0:
+                    return i
+        state = self.state
+        busy = self.busy
+        nxt = self.nxt
+        i = nxt[self.n]
+        while i != self.n:
+            if state[i] == CLEAN and not busy[i]:
+                return i
+            i = nxt[i]
+        return -1
 
     def alloc(self, key):
         """A slot for key (LRU clean victim, never one whose data is in flight), or -1
         if there is none."""
-        best = -1
-        oldest = 0
-        for i in range(self.n):
-            if self.key[i] < 0:
-                best = i
-                break
-            if self.state[i] == CLEAN and not self.busy[i] and (best < 0 or self.used[i] < oldest):
-                best = i
-                oldest = self.used[i]
+        best = self._victim()
         if best < 0:
             return -1
         if self.key[best] >= 0:
@@ -57,8 +88,7 @@ class Cache:
         self.key[best] = key
         self.index[key] = best
         self.state[best] = CLEAN
-        self.clock += 1
-        self.used[best] = self.clock
+        self._touch(best)
         return best
 
     def mark_dirty(self, i):

@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from firmware import wire
+from host import ptyio
 
 
 class LinkError(Exception):
@@ -55,6 +56,7 @@ class _Waiter:
 DRIVE_RECENT = 4096   # at most this many answered drive requests remembered
 FAST_RESENDS = 2      # fast resends of a request per retry period (no resend storms)
 OUT_ROOM = 4096       # bytes a pty takes without the reader having to wait (see send_raw)
+WRITE_BATCH = 64      # queued frames the writer thread sends in one write at most
 
 
 @dataclass
@@ -124,28 +126,51 @@ class BoardLink:
 
     # ---- sending -----------------------------------------------------------
     def send_raw(self, data: bytes):
-        reader = getattr(threading.current_thread(), "link_reader", False)
-        if reader and not self._queued and self._room(len(data)) and self.wlock.acquire(blocking=False):
-            # the reader may write itself only if nobody else holds the port (another
-            # thread may be blocked in a write until the board reads, and the board
-            # until we read)
-            try:
-                self._write_locked(data)
-            finally:
-                self.wlock.release()
-            return
-        if reader:
-            # A link's reader thread (answering a drive, passing a peer frame on) must
-            # never block on the port: the board may itself be blocked writing to us,
-            # and with both directions full neither side would read again.  When the
-            # port is filling up, held by another thread, or frames already wait (to
-            # keep the order), the writer thread sends it.
-            with self.slock:
-                self._queued += 1
-            self._outq.put(data)
+        if getattr(threading.current_thread(), "link_reader", False):
+            self._send_from_reader(data)
             return
         with self.wlock:
+            if self._queued:     # the rest of an earlier frame waits for the writer: after it
+                self._enqueue(data)
+            else:
+                self._write_locked(data)
+
+    def _send_from_reader(self, data: bytes):
+        """The reader (answering a drive, passing a peer frame on) never blocks on the
+        port: the board may be blocked writing to us, and with both directions full
+        neither side would read again.  It writes what the pty takes at once; the rest,
+        or the whole frame if another thread holds the port or frames wait, goes to the
+        writer thread, which sends it before anyone else writes."""
+        if not self._queued and self.wlock.acquire(blocking=False):
+            try:
+                if not self._queued:
+                    k = self._write_some(data)
+                    if k < len(data):
+                        self._enqueue(data[k:])
+                    return
+            finally:
+                self.wlock.release()
+        self._enqueue(data)
+
+    def _enqueue(self, data: bytes):
+        with self.slock:
+            self._queued += 1
+        self._outq.put(data)
+
+    def _write_some(self, data: bytes) -> int:
+        """With wlock held: write what the port takes now; return the count (not a pty
+        of its own: the whole frame if _room says it fits, else none)."""
+        try:
+            k = ptyio.write_now(self.ser, data)
+        except OSError as e:
+            raise LinkError(f"{self.name}: link lost: {self.lost or e}") from e
+        if k is None:
+            if not self._room(len(data)):
+                return 0
             self._write_locked(data)
+            return len(data)
+        self.tx_bytes += k
+        return k
 
     def _write_locked(self, data: bytes):
         """Write with wlock held."""
@@ -170,18 +195,28 @@ class BoardLink:
             return True
 
     def _writer(self):
+        q = self._outq
         while True:
-            data = self._outq.get()
-            if data is None:
+            parts = [q.get()]
+            # every frame already queued goes out in the same write, in its order (one
+            # system call and one wake-up of the board for several frames)
+            while parts[-1] is not None and len(parts) < WRITE_BATCH and not q.empty():
+                parts.append(q.get())
+            stop = parts[-1] is None
+            if stop:
+                parts.pop()
+            if parts:
+                try:
+                    with self.wlock:
+                        data = b"".join(parts)
+                        self.ser.write(data)
+                        self.tx_bytes += len(data)
+                except Exception:   # port closed: the reader notices and marks the link closed
+                    pass
+                with self.slock:
+                    self._queued -= len(parts)
+            if stop:
                 return
-            try:
-                with self.wlock:
-                    self.ser.write(data)
-                    self.tx_bytes += len(data)
-            except Exception:   # port closed: the reader notices and marks the link closed
-                pass
-            with self.slock:
-                self._queued -= 1
 
     def _low(self) -> int:
         """The oldest request we still await (or the next seq): sent in every frame, so
@@ -308,10 +343,23 @@ class BoardLink:
 
     # ---- the reader thread ---------------------------------------------------
     def _reader(self):
+        read, done = ptyio.reader(self.ser)
+        try:
+            self._read_frames(read)
+        finally:
+            done()
+            self.closed = True
+            with self.slock:
+                for w in self.waiters.values():
+                    w.ev.set()
+            with self.acond:
+                self.acond.notify_all()
+
+    def _read_frames(self, read):
         dec = self.dec
         while not self._stop:
             try:
-                data = self.ser.read(self.ser.in_waiting or 1)
+                data = read()
             except Exception as e:
                 if not self._stop:
                     self.lost = str(e) or type(e).__name__
@@ -334,12 +382,6 @@ class BoardLink:
                     self._dispatch(ch, kind, seq, bytes(payload))
                 except Exception as e:  # keep the link alive; the error is visible in logs
                     self.logs.append(f"host: error handling {wire.kind_name(kind)}: {e!r}")
-        self.closed = True
-        with self.slock:
-            for w in self.waiters.values():
-                w.ev.set()
-        with self.acond:
-            self.acond.notify_all()
 
     def _answer_rejects(self):
         lost = False

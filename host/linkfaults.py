@@ -110,8 +110,15 @@ class FaultyPort:
             self.ser.write(fr)
         return len(data)
 
+    def tx_plain(self) -> bool:
+        """True if what is written now goes through unchanged (no fault injected, none held)."""
+        return not self.faults.active() and not self.tx_held
+
     def read(self, n=1) -> bytes:
-        data = self.ser.read(n)
+        return self.filter_rx(self.ser.read(n))
+
+    def filter_rx(self, data: bytes) -> bytes:
+        """The faults applied to bytes read from the port (what read() returns)."""
         if not self.faults.active() and not self.rx_held and not self.rx_partial:
             return data
         self.rx_partial.extend(data)
