@@ -198,6 +198,9 @@ class DualUnit(Unit):
         if k != self.sibling:
             if self.fabric and c.index == self.active:
                 self.fabric.route(self.name, k, kind, seq, payload, low)
+            elif getattr(self.fabric, "from_standby", None) and self.fabric.from_standby(self, c.link, k, kind, seq,
+                                                                                          payload):
+                pass                     # a standby's port frame (online backup's fabric)
             elif not kind & wire.RESP:
                 c.link.send(wire.CH_PEER + k, kind | wire.RESP, seq, bytes([wire.E_PATH_DOWN]))
             return

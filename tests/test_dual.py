@@ -268,9 +268,10 @@ def test_dual_on_a_board_that_is_not_one_of_a_pair_is_not_attached():
     with Rig(d, board="emulator") as r:
         u = r.unit()
         cfg = dict(u.config, features=["dual", "volcopy"], volcopy={"track_blocks": 4})
-        u.mgmt("configure", config=cfg, force=True)
-        assert u.mgmt("info")["features"] == ["volcopy"]      # the unit runs on without it
-        assert "feature dual not attached: the board is not one of a pair" in u.table("warnings")[-1]
+        with pytest.raises(StatusError) as e:
+            u.mgmt("configure", config=cfg, force=True)
+        assert e.value.status == wire.E_BAD_PARAM and "the board is not one of a pair" in str(e.value)
+        assert u.mgmt("info")["features"] == []                # the previous configuration stays
         h = r.host()
         h.write(0, 0, 2)
         assert h.verify_all(0, 4) == 0
@@ -294,7 +295,9 @@ def test_a_backup_from_table_630_goes_on_on_b_and_ends_byte_correct(tmp_path):
         tape = fab.add(ob.TapeDevice(tape_alpa, TapeDrive(tmp_path / "tape0"), accept=(a0, a1), block_size=512))
         h1 = fab.add(ob.FcHost(h1_alpa))
         u = r.unit("da")
-        assert u.ctrl_mgmt("B", "info")["features"] == ["dual"]
+        info = u.ctrl_mgmt("B", "info")          # the standby: online backup's ports only
+        assert sorted(info["features"]) == ["dual", "online_backup"] and "ob_standby" in info["tables"]
+        assert "ob_630" not in info["tables"]
         assert h1.login(a0) == wire.OK
         img = random.Random(14).randbytes(32 * 512)
         for lba in range(0, 32, 8):

@@ -1,8 +1,8 @@
 """Seed 004's port choice over the four ports of a dual subsystem (2 controllers x 2
 ports), with concrete loads.  The real Port objects count real commands into 450/460 and
 610/620 (built by the feature's own state.init); the ranking is the feature's choose
-module, the same code a board runs.  (On the emulator a single controller has two ports:
-tests/test_online_backup.py covers those cases on the board.)"""
+module, the same code a board runs.  (On the emulator: tests/test_online_backup.py for one
+controller's two ports, tests/test_online_backup_dual.py for the four ports of two boards.)"""
 import pytest
 
 from firmware.features.online_backup import choose, fc, state
@@ -18,6 +18,7 @@ class Subsystem:
         self.st = state.settings(cfg)
         self.sm = state.init(SharedMemory(str(tmp_path / "sm.json")), self.st)
         self.ports = [Port(self, i, n, 1 + i, 0x6E + i % 2) for i, n in enumerate(("A0", "A1", "B0", "B1"))]
+        self.remote = []     # all four are Port objects here (on a board B's are remote.RemotePort)
 
     def role(self, name):
         return self.sm["t640"].get(name, "both")

@@ -119,8 +119,8 @@ class FcFabric:
                 continue
             base = wire.CH_PEER + s.get("fc_channel", 14)
             dual = hasattr(u, "ctrls")
-            # a two-controller unit with ports_b: A's and B's AL-PAs, each live while its
-            # controller is the master; without ports_b, B takes A's AL-PAs over
+            # a two-controller unit with ports_b: A's and B's AL-PAs, each served by its own
+            # controller's board (a standby's too); without ports_b, B takes A's AL-PAs over
             for key, ctl in (("ports", "A" if dual and "ports_b" in s else s.get("controller")),
                              ("ports_b", "B")):
                 for i, p in enumerate(s.get(key, [{"alpa": 1}, {"alpa": 2}] if key == "ports" else [])):
@@ -159,6 +159,14 @@ class FcFabric:
         if kind == wire.K_FC and k in self._chans(unit):
             return self.from_port(unit, unit.link, k, seq, payload)
         return self.inner.route(src, k, kind, seq, payload, low)
+
+    def from_standby(self, unit, link, k: int, kind: int, seq: int, payload: bytes) -> bool:
+        """A frame the standby controller of a two-controller unit sent on a port's
+        channel (its initiator task, working for the master's backup): True if taken."""
+        if kind != wire.K_FC or k not in self._chans(unit):
+            return False
+        self.from_port(unit, link, k, seq, payload)
+        return True
 
     def add_path(self, a, b):
         return self.inner.add_path(a, b)
@@ -210,11 +218,19 @@ class FcFabric:
         if dst not in self.ports:
             return wire.E_PATH_DOWN, b""
         unit, ch, ctl = self.ports[dst]
-        if ctl is not None and unit.master() != ctl:
-            return wire.E_PATH_DOWN, b""             # that controller's ports are not serving
+        if ctl is not None:                          # a port of one controller: that board
+            c = unit.ctrl(ctl)
+            if not c.up():
+                return wire.E_PATH_DOWN, b""
+            link = c.link
+        else:
+            link = unit._up()
         body = fc.head(op, src, dst, lu, lba, n) + data
         for _ in range(200):
-            st, out = unit._up().request(ch, wire.K_FC, body)
+            try:
+                st, out = link.request(ch, wire.K_FC, body)
+            except LinkError:
+                return wire.E_PATH_DOWN, b""
             if st != wire.E_BUSY:
                 return st, out
         return st, out

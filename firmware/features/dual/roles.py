@@ -32,9 +32,16 @@ HANDBACK_RETRY_MS = 200
 
 
 def attach_others(u):
+    """The configured features this role runs: a standby only those whose package says
+    STANDBY; a feature attached in its standby form (its object has standby_part, e.g.
+    online backup's ports) is attached again whole on a master."""
     from firmware.features import attach_one  # here: the registry imports this package
 
     for name in u.sm.t["config"].get("features", []):
+        reg = u.regs.get(name)
+        if reg is not None and not u.standby and getattr(reg.obj, "standby_part", False):
+            u.regs.pop(name).detach()
+            u.features.pop(name, None)
         if name not in u.regs:
             attach_one(u, name)
 
@@ -128,6 +135,7 @@ async def hand_over(d):
     u.standby = True
     u.sm.save()               # the features' runtime state into SM, then they stop
     detach_others(u, "dual")
+    attach_others(u)          # their standby forms (online backup's ports)
     stop_rebuilds(u, "AB"[1 - d.me])
     await mirror.flush_notes(d)
     d.sm_sent = 0

@@ -5,13 +5,14 @@
 # (660) on the harness's clock.  docs/online_backup.md describes it.
 import asyncio
 
-from firmware import cha, iopath, wire
-from firmware.args import Refused
-from firmware.features.online_backup import fc, ops, state
+from firmware import wire
+from firmware.features.online_backup import fc, hostcmd, ops, remote, standby, state
 from firmware.features.online_backup.backup import Backup
 from firmware.features.online_backup.pairs import Pairs
-from firmware.features.online_backup.ports import Port, put, record
+from firmware.features.online_backup.ports import Port, record
 from firmware.features.online_backup.sched import Sched
+
+STANDBY = True   # a standby controller attaches its ports only (standby.py)
 
 
 def validate(cfg, tables):
@@ -27,12 +28,13 @@ class OnlineBackup:
         self.ports = []
         for i in range(len(st["alpas"])):
             self.ports.append(Port(self, i, st["names"][i], st["alpas"][i], wire.CH_PEER + st["fc_channel"] + i))
+        self.remote = remote.ports(self)     # the standby controller's ports
         self.sched = Sched(self)
         self.pairs = Pairs(self)
         self.backup = Backup(self)
 
     def port(self, name):
-        for p in self.ports:
+        for p in self.ports + self.remote:
             if p.name == name:
                 return p
         return None
@@ -45,7 +47,7 @@ class OnlineBackup:
         return self.sm["t610"] if port.name[0] == "A" else self.sm["t620"]
 
     def clear_loads(self):
-        for p in self.ports:
+        for p in self.ports + self.remote:
             p.clear()
         for k in ("t610", "t620"):
             self.sm[k]["io"] = 0
@@ -63,48 +65,28 @@ class OnlineBackup:
         k = req.ch - self.ports[0].ch if self.ports else -1
         if h is None:
             return u.link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
+        if self.remote and req.ch == self.remote[0].ch:      # from the standby controller
+            if h[0] == fc.COUNT:
+                return remote.on_count(self, req, h)
+            return u.link.respond(req.ch, req.kind, req.seq, wire.E_STATE)
         if k < 0 or k >= len(self.ports):
             return u.link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_CHANNEL)
         await self.ports[k].frame(req, h)
 
     async def serve(self, port, req, h):
-        """Controller 300 serves a command of a target task (records 420/440)."""
-        u = self.u
-        link = u.link
-        op, src, _, _, lu, lba, n = h
-        if op == fc.BACKUP:
-            try:
-                self.backup.request(lu, lba, "host")
-                st = wire.OK
-            except Refused as e:
-                st = e.status
-            return link.respond(req.ch, req.kind, req.seq, st)
-        if op not in (fc.READ, fc.WRITE, fc.DATA):
-            return link.respond(req.ch, req.kind, req.seq, wire.E_UNKNOWN_KIND)
-        v = cha.volume(u, lu)
-        if v is None:
-            return link.respond(req.ch, req.kind, req.seq, wire.E_NO_VOLUME)
-        if n == 0 or lba + n > v["blocks"]:
-            return link.respond(req.ch, req.kind, req.seq, wire.E_OUT_OF_RANGE)
-        nbytes = n * u.bs
-        p = req.payload()
-        if op != fc.READ and len(p) != wire.FC_HEAD_LEN + nbytes:
-            return link.respond(req.ch, req.kind, req.seq, wire.E_BAD_LENGTH)
-        if op == fc.READ and nbytes + 1 > link.max_payload:
-            return link.respond(req.ch, req.kind, req.seq, wire.E_TOO_LONG)
-        put(port.hr, src, "RD" if op == fc.READ else "WR", lu, lba, n)
-        if op != fc.DATA:             # backup data from another unit is not host load
-            port.count(op, lu, lba, n)
+        await hostcmd.serve(self, port, req, h)
+
+    def host_backup(self, lu, dest):
+        self.backup.request(lu, dest, "host")
+
+    async def count(self, port, op, lu, lba, n):
+        port.count(op, lu, lba, n)
+
+    async def online_begin(self):
         await self.sched.online_begin()
-        try:
-            if op == fc.READ:
-                out = req.mv[:nbytes]
-                st = await iopath.read(u, v, lba, n, out)
-                return link.respond(req.ch, req.kind, req.seq, st, out if st == wire.OK else b"")
-            st = await iopath.write(u, v, lba, n, p[wire.FC_HEAD_LEN:])
-            link.respond(req.ch, req.kind, req.seq, st)
-        finally:
-            self.sched.online_end()
+
+    def online_end(self):
+        self.sched.online_end()
 
     # ---- tables ---------------------------------------------------------------------------
     def tables(self, reg):
@@ -122,6 +104,7 @@ class OnlineBackup:
         reg.table("ob_allow", lambda u: self.sm["allow"])
         reg.table("ob_pairs", lambda u: self.sm["pairs"])
         reg.table("ob_ports", lambda u: [p.info() for p in self.ports])
+        reg.table("ob_loads", lambda u: [loads(self, p) for p in self.ports + self.remote])
         reg.table("online_backup", lambda u: {"clock": self.sm["clock"], "counters": self.sm["counters"],
                                               "sched": self.sched.info(), "controller": self.st["controller"]})
 
@@ -132,7 +115,16 @@ def controller(u):
     return "AB"[d["controller"]] if isinstance(d, dict) and d.get("controller") in (0, 1) else None
 
 
+def loads(ob, p):
+    """One row of table ob_loads: a port of either controller as the choice sees it."""
+    r = {"name": p.name, "alpa": p.alpa, "up": p.up, "role": ob.role(p.name), "remote": p in ob.remote}
+    r.update(p.load)
+    return r
+
+
 def attach(u, reg):
+    if u.standby:
+        return standby.attach(u, reg, state.settings(u.sm.t["config"], controller(u)))
     ob = OnlineBackup(u, state.settings(u.sm.t["config"], controller(u)))
     ob.tables(reg)
     ops.add(reg, ob)

@@ -10,7 +10,6 @@ import asyncio
 from firmware import cha, store, wire
 from firmware.args import Refused
 from firmware.features.online_backup import choose
-from firmware.features.online_backup.initiator import Initiator
 from firmware.features.online_backup.ports import put
 from firmware.features.online_backup.state import check_alpa, fresh_630
 from firmware.jobs import DONE, FAILED, Job
@@ -214,7 +213,7 @@ class Backup:
                 return init
             p = ob.port(name)
             if p is not None and p.up:
-                init = Initiator(p, t["dest"])
+                init = p.initiator(t["dest"])
                 p.request_initiator(init)
                 await init.ready.wait()
                 if init.state == "logged_in":

@@ -1,6 +1,7 @@
-# Backup port choice (seed 004, 3.7, 3.8): candidates are the live ports whose role in
-# 640 is backup or both; they rank by (sequential?, transfer amount 452, I/O count 451,
-# on the heavier controller?, port order), lightest first.  The seed's example (three
+# Backup port choice (seed 004, 3.7, 3.8): candidates are the live ports of both
+# controllers (the standby's: remote.py) whose role in 640 is backup or both; they rank
+# by (sequential?, transfer amount 452, I/O count 451, on the heavier controller?, port
+# order A0 < A1 < B0 < B1), lightest first.  The seed's example (three
 # sequential ports and one random: the random one) needs 453 first; the controller
 # comparison of 610/620 is kept as the tie-break (the reading's I-12).
 from firmware.features.online_backup.ports import SEQ
@@ -20,7 +21,7 @@ def heavier(ob):
 
 
 def candidates(ob):
-    return [p for p in ob.ports if p.up and ob.role(p.name) in ("backup", "both")]
+    return [p for p in ob.ports + ob.remote if p.up and ob.role(p.name) in ("backup", "both")]
 
 
 def weight(p):
@@ -31,7 +32,7 @@ def weight(p):
 def rank(ob):
     heavy = heavier(ob)
     out = candidates(ob)
-    out.sort(key=lambda p: (p.load["access"] == SEQ, p.load["amount"], p.load["io"], p.name[0] == heavy, p.idx))
+    out.sort(key=lambda p: (p.load["access"] == SEQ, p.load["amount"], p.load["io"], p.name[0] == heavy, p.name))
     return out
 
 

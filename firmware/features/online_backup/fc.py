@@ -14,7 +14,13 @@ READ = 3      # RD: a host's read of lu[lba:lba+count]
 WRITE = 4     # WR: a host's write (data follows)
 DATA = 5      # backup data from an initiator task (data follows), stored at the same LU/LBA
 BACKUP = 6    # a host's backup instruction ("one of standard commands"): back up lu
-OPS = {LOGIN: "LOGIN", LOGOUT: "LOGOUT", READ: "READ", WRITE: "WRITE", DATA: "DATA", BACKUP: "BACKUP"}
+# between the two controllers of a unit, on their own path (remote.py, standby.py):
+COUNT = 0x10     # standby -> master: a host command its port `src` took (flags: READ / WRITE)
+R_LOGIN = 0x11   # master -> standby: port `src` logs in to `dst` (Fig 13 1201 on that port)
+R_DATA = 0x12    # master -> standby: port `src` sends this backup chunk to `dst` (1202)
+R_LOGOUT = 0x13  # master -> standby: port `src` logs out from `dst` (1203)
+OPS = {LOGIN: "LOGIN", LOGOUT: "LOGOUT", READ: "READ", WRITE: "WRITE", DATA: "DATA", BACKUP: "BACKUP",
+       COUNT: "COUNT", R_LOGIN: "R_LOGIN", R_DATA: "R_DATA", R_LOGOUT: "R_LOGOUT"}
 
 MIN_ALPA = 0x01
 MAX_ALPA = 0xEF

@@ -41,8 +41,8 @@ def add(reg, ob):
         lst = need_list(cmd, "alpas")
         for a in lst:
             check_alpa(a, "allow entry")
-            if any(p.alpa == a for p in ob.ports):
-                raise Refused("0x%02x is a port of this controller" % a)
+            if any(p.alpa == a for p in ob.ports + ob.remote):
+                raise Refused("0x%02x is a port of this unit" % a)
         ob.sm["allow"] = list(lst)
         u.sm.save()
         return wire.OK, {"allow": lst}

@@ -9,6 +9,7 @@ import asyncio
 
 from firmware import wire
 from firmware.features.online_backup import fc
+from firmware.features.online_backup.initiator import Initiator
 
 SEQ = "sequential"
 RANDOM = "random"
@@ -101,6 +102,10 @@ class Port:
                 "trace": [list(t) for t in self.trace]}
 
     # ---- Fig 12 ---------------------------------------------------------------------
+    def initiator(self, dest):
+        """An initiator task for this port to `dest` (not started)."""
+        return Initiator(self, dest)
+
     def request_initiator(self, init):
         """Controller 300 sets a transfer request in 410/430 for this port."""
         self.ti["port_id"] = init.dest

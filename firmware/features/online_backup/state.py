@@ -69,6 +69,10 @@ def settings(cfg, letter=None):
             raise Refused("online_backup: AL-PA 0x%02x used twice" % a)
     alpas = b_alpas if ctl == "B" and b_alpas else a_alpas
     names = [ctl + str(i) for i in range(len(alpas))]
+    # the sibling controller's ports (a two-controller unit with ports of its own on B):
+    # they take part in the backup's port choice (remote.py)
+    other = "AB"[1 - "AB".index(ctl)]
+    sib = (a_alpas if ctl == "B" else b_alpas) if letter and b_alpas else []
     every_name = ["A%d" % i for i in range(len(a_alpas))] + ["B%d" % i for i in range(max(len(b_alpas), len(a_alpas)))]
     roles = need_table(s, "roles")
     for k in roles:
@@ -77,7 +81,9 @@ def settings(cfg, letter=None):
         need_choice(roles, k, ROLES)
     dest = check_alpa(s["dest"], "dest") if "dest" in s else 0
     out = {
-        "controller": ctl, "alpas": alpas, "names": names, "allow": list(allow), "roles": roles, "dest": dest,
+        "controller": ctl, "alpas": alpas, "names": names,
+        "sibling_alpas": sib, "sibling_names": [other + str(i) for i in range(len(sib))],
+        "allow": list(allow), "roles": roles, "dest": dest,
         "parallel": bool(s.get("parallel", False)),
         "priority": check_priority(need_table(s, "priority")),
         "fc_channel": need_int(s, "fc_channel", 0, 14, default=14),
