@@ -170,6 +170,9 @@ def test_standby_killed_mid_backup_through_its_port_the_master_goes_on_by_its_li
     assert tape.seen == ([("LOGIN", B1), ("DATA", B1, 2, 0, 4), ("DATA", B1, 2, 4, 4), ("LOGIN", A1)]
                          + [("DATA", A1, 2, b, 4) for b in range(8, 32, 4)] + [("LOGOUT", A1)])
     assert [r["up"] for r in u.table("ob_loads")] == [True, True, False, False]
+    u.restart_controller("B")              # in step again: its ports are candidates again
+    assert [r["up"] for r in u.table("ob_loads")] == [True, True, True, True]
+    assert h.login(B0) == wire.OK
 
 
 def test_the_standbys_ports_check_the_mirrored_allow_list_and_refuse_a_backup_instruction(dual):

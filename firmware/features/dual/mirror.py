@@ -351,6 +351,7 @@ async def resync(d):
     if st != wire.OK:
         return st
     d.peer_up = True
+    d.peer_epoch += 1
     d.sm_sent = 0
     st = await push_sm(d)
     s = 0

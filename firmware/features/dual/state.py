@@ -55,6 +55,7 @@ class Dual:
         self.sib = b["sibling"]       # peer path to the other controller of the unit
         self.role = JOINING
         self.peer_up = False          # the sibling is a standby in step: mirror to it
+        self.peer_epoch = 0           # +1 each time the sibling comes in step (a new standby)
         self.seq = 0                  # mirror write sequence (highest seen or issued)
         n = u.cache.n
         self.sseq = [0] * n           # per slot: sequence number of the data in it

@@ -21,16 +21,23 @@ class RemotePort(Port):
     def __init__(self, ob, idx, name, alpa, sib):
         Port.__init__(self, ob, idx, name, alpa, wire.CH_PEER + sib)
         self.remote = True
-        self.lost = False         # a step sent to the standby was not answered
+
+    def _dual(self):
+        return self.ob.u.features.get("dual")
 
     @property
     def up(self):
-        d = self.ob.u.features.get("dual")
-        return not self.lost and d is not None and d.peer_up
+        """The standby is in step, and no step sent to it since went unanswered."""
+        d = self._dual()
+        return d is not None and d.peer_up and self.lost_at != d.peer_epoch
 
     @up.setter
     def up(self, v):
-        self.lost = not v
+        d = self._dual()
+        self.lost_at = d.peer_epoch if (not v and d is not None) else -1
+
+    def lose(self):
+        self.up = False
 
     def initiator(self, dest):
         return RemoteInitiator(self, dest)
@@ -40,7 +47,7 @@ class RemotePort(Port):
         asyncio.create_task(init.run())
 
     def fail(self):
-        self.lost = True
+        self.lose()
 
 
 class RemoteInitiator:
@@ -60,7 +67,7 @@ class RemoteInitiator:
         struct.pack_into(wire.FC_HEAD, self.hb, 0, op, p.alpa, self.dest, 0, lu, lba, n)
         st, _ = await peer.request(p.ob.u, p.ch, wire.K_FC, self.hb, data, self.into)
         if st in LOST:
-            p.lost = True         # the standby is gone: the backup goes on elsewhere
+            p.lose()              # the standby is gone: the backup goes on elsewhere
         return st
 
     async def run(self):
