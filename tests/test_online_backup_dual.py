@@ -189,3 +189,23 @@ def test_the_standbys_ports_check_the_mirrored_allow_list_and_refuse_a_backup_in
     assert h2.backup(B0, 2, TAPE) == wire.E_STATE                   # a backup instruction: the master's ports
     assert u.table("ob_630")["state"] == "idle" and tape.seen == []
     assert h2.backup(A0, 2, TAPE) == wire.E_NOT_LOGGED_IN
+
+
+def test_switch_check_moves_the_backup_between_the_standbys_ports_logout_then_login(dual):
+    u, h, tape = dual
+    img = random.Random(8).randbytes(32 * BS)
+    u.write(2, 0, img)
+    four_port_loads(u, h)
+    assert ob.backup(u, 2, TAPE, paused=True)["t630"]["ports"] == ["B1"]
+    ob.step(u, 1)
+    assert h.write(B1, 0, 8, bytes(4 * BS)) == wire.OK     # continues B1's last command: sequential now
+    b1 = next(r for r in u.table("ob_loads") if r["name"] == "B1")
+    assert (b1["access"], b1["amount"]) == ("sequential", 48)
+    ob.tick(u, 10)                                          # the switch check: B0 (5) is the lightest
+    assert u.table("ob_630")["ports"] == ["B0"]
+    assert tape.seen == [("LOGIN", B1), ("DATA", B1, 2, 0, 4), ("LOGOUT", B1)]
+    u.job("backup", "resume")
+    u.wait_job("backup")
+    assert tape.seen[3:] == [("LOGIN", B0)] + [("DATA", B0, 2, b, 4) for b in range(4, 32, 4)] + [("LOGOUT", B0)]
+    assert tape.image(2, 32) == img
+    assert u.ctrl_table("B", "ob_standby")["logouts"] == 2
