@@ -2,7 +2,8 @@
 # jobs of migrations (fetch.py) and moves (move.py), resumed after a reset.
 #
 # SM "migration": clock / period counters (stats.py), "migrations" {lv: record} (E2),
-# "moves" {lv: record} (E3 / E4), "levels" (the last levelling checks).
+# "moves" {lv: record} (E3 / E4), "levels" (the last levelling checks).  A migration's
+# 830 / 820 (E6, pairs.py) are in SM "pairtables"; the record names its 830 ("830").
 import asyncio
 import binascii
 
@@ -10,6 +11,7 @@ from firmware import core, ldev, wire
 from firmware.clock import ms_since, ticks_ms
 from firmware.features.migration import fetch, move
 from firmware.features.migration.lvmap import Resolver
+from firmware.features.migration.pairs import Pairs
 from firmware.features.migration.stats import Stats
 from firmware.jobs import DONE, Job
 
@@ -51,6 +53,7 @@ class Migration:
         self.res = Resolver(u)
         self.stats = Stats(u, cfg, self.res, t)
         self.fetcher = fetch.Fetcher(self)
+        self.pairs = Pairs(self)
         self.cnt = {"pulled_blocks": 0, "fetches": 0}
         self.records = {}       # lv -> migration record (E2)
         self.bitmaps = {}       # lv -> staged bitmap of the area
@@ -143,13 +146,22 @@ class Migration:
         return await self.on_io(u, v, lba, n, buf, True)
 
     async def on_io(self, u, v, lba, n, buf, write=False):
-        """705: an address of the area not yet copied is fetched from S first (a read,
-        or a write: the block is T's from then on).  A move needs only the lock."""
-        m = self.records.get(v["id"])
-        if m is None or m["state"] != fetch.UNDER:
+        """705 / I-6.2: the I/O's groups name 830s (804 = COPY DESTINATION -> 805 -> 820
+        -> 830); an address of an 830's area not yet copied is fetched from S first (a
+        read, or a write: the block is T's from then on).  A move needs only the lock."""
+        hits = self.pairs.route(v, lba, n)
+        if not hits:
             return None
-        st = await fetch.stage_range(self, m, self.bitmaps[m["lv"]], v, lba, n, write)
-        return None if st == wire.OK else st
+        t830 = self.pairs.t["830"]
+        for pi in hits:
+            p = t830[pi]
+            m = self.records.get(p["833"])
+            if m is None or p["836"] != fetch.UNDER:
+                continue
+            st = await fetch.stage_range(self, m, p, self.bitmaps[m["lv"]], v, lba, n, write)
+            if st != wire.OK:
+                return st
+        return None
 
     # ---- records and jobs ----------------------------------------------------------
     def sync_bitmap(self, m):

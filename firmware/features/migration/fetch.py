@@ -2,9 +2,12 @@
 #
 # The new unit T pulls the area start..end (inclusive, LV addresses = S addresses) of the
 # old unit's LV over a peer path with PEER_VREAD (firmware/peer.py: every unit answers it,
-# so the old unit runs the plain firmware).  A copy job scans the area from the copy
-# pointer, copy_blocks addresses per step.  The host is online on T meanwhile: an I/O
-# that touches an address of the area at or past the pointer not yet fetched first reads
+# so the old unit runs the plain firmware).  The migration's 830 (pairs.py, E6) is what
+# routes: 834 / 835 the area, 837 the copy pointer, 836 the state, 832 / path where S's
+# blocks are read; the record keeps a copy of the pointer and state for its job and view
+# (both are set together).  A copy job scans the area from 837, copy_blocks addresses
+# per step.  The host is online on T meanwhile: an I/O that touches an address of the
+# area at or past the pointer not yet fetched first reads
 # those blocks from S and stores them on T ("staged", I-2.3), then is served by T as
 # usual; the copy passes over staged blocks (T's data is the newest there).
 #
@@ -42,13 +45,14 @@ class Fetcher:
         # a peer answer, or a move's step of copy_blocks
         self.buf = memoryview(bytearray(max(self.most, mig.cfg["copy_blocks"]) * u.bs))
 
-    async def pull(self, m, v, a, n):
-        """S blocks a..a+n-1 -> T (stored in the cache); the first bad status."""
+    async def pull(self, p, v, a, n):
+        """S blocks a..a+n-1 (830 p: S's LV 832 over `path`) -> T (stored in the cache);
+        the first bad status."""
         u = self.mig.u
         bs = u.bs
         while n > 0:
             k = n if n < self.most else self.most
-            st = await self.read(m["peer"], m["src_lv"], a, k)
+            st = await self.read(p["path"], p["832"], a, k)
             if st != wire.OK:
                 return st
             st = await store.write_vol(u, v, a, k, self.buf[:k * bs])
@@ -88,15 +92,16 @@ def new_record(lv, peer_k, src_unit, src_lv, start, end, paused):
             "name": "mig%d" % lv}
 
 
-def unfetched(m, bm, a, n):
-    """The first run [x, y) of blocks in a..a+n-1 that an I/O must fetch first, else None."""
-    lo = a if a > m["pointer"] else m["pointer"]
+def unfetched(p, bm, a, n):
+    """The first run [x, y) of blocks in a..a+n-1 that an I/O must fetch first, else
+    None (I-6.2: 834 <= addr <= 835, addr >= 837, not staged; 830 p)."""
+    lo = a if a > p["837"] else p["837"]
     hi = a + n
-    if hi > m["end"] + 1:
-        hi = m["end"] + 1
-    if m["state"] != UNDER or lo >= hi:
+    if hi > p["835"] + 1:
+        hi = p["835"] + 1
+    if p["836"] != UNDER or lo >= hi:
         return None
-    s = m["start"]
+    s = p["834"]
     i = core.next_clear(bm, lo - s, hi - s)
     if i < 0:
         return None
@@ -104,7 +109,7 @@ def unfetched(m, bm, a, n):
     return i + s, (hi if j < 0 else j + s)
 
 
-async def stage_range(mig, m, bm, v, a, n, save):
+async def stage_range(mig, m, p, bm, v, a, n, save):
     """Fetch every block of a..a+n-1 that is ahead of the pointer and not staged; the
     first bad status (then nothing more is marked).  save: the staged bits are saved
     before this returns (a write follows); else by the next save, which a write to the
@@ -112,11 +117,11 @@ async def stage_range(mig, m, bm, v, a, n, save):
     again, as long as no host write relied on it."""
     got = False
     while True:
-        r = unfetched(m, bm, a, n)
+        r = unfetched(p, bm, a, n)
         if r is None:
             break
         x, y = r
-        st = await mig.fetcher.pull(m, v, x, y - x)
+        st = await mig.fetcher.pull(p, v, x, y - x)
         if st != wire.OK:
             return st
         await durable(mig.u)
@@ -146,26 +151,28 @@ async def run(mig, job, m):
             async with mig.lock:
                 if mig.records.get(m["lv"]) is not m or not mig.live:
                     return
-                a = m["pointer"]
-                n = min(cb, m["end"] + 1 - a)
+                p = mig.pairs.pair(m)
+                a = p["837"]
+                n = min(cb, p["835"] + 1 - a)
                 v = mig.volume(m["lv"])
                 st = wire.OK
-                r = unfetched(m, bm, a, n)
+                r = unfetched(p, bm, a, n)
                 while r is not None and st == wire.OK:
                     x, y = r
-                    st = await mig.fetcher.pull(m, v, x, y - x)
+                    st = await mig.fetcher.pull(p, v, x, y - x)
                     if st == wire.OK:
                         await durable(u)
                         core.range_set(bm, x - m["start"], y - x)
                         m["copied"] += y - x
-                        r = unfetched(m, bm, a, n)
+                        r = unfetched(p, bm, a, n)
                 if st == wire.OK:
-                    m["pointer"] = a + n
+                    p["837"] = m["pointer"] = a + n
                     if u.tracing:
                         u.trace("mig_copy", m["lv"], a, n)
                     job.pointer = (m["pointer"] - m["start"] + cb - 1) // cb
                     if m["pointer"] > m["end"]:
                         m["state"] = SIMPLEX
+                        mig.pairs.done(m)               # 804 = 805 = NULL, 820 / 830 freed
                         mig.sync_bitmap(m)
                         mig.finished(m, job)
                         u.sm.save()

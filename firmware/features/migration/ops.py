@@ -100,14 +100,18 @@ async def migrate(mig, cmd):
     need_free(mig, lv)
     if ldev.unmapped(v, start, end - start + 1) >= 0:
         raise Refused(wire.E_STATE, "LV %d has no LDEV at address %d" % (lv, ldev.unmapped(v, start, end - start + 1)))
+    mig.pairs.check(v)                                 # I-5.4: a free 830 and 820, else refused
     async with mig.lock:
         st = await mig.fetcher.probe(peer_k, src_lv, end)
     if st != wire.OK:
         raise Refused(st, "LV %d on peer %d cannot be read up to address %d: %s"
                       % (src_lv, peer_k, end, wire.status_name(st)))
+    need_free(mig, lv)                                 # (again: the probe waited)
     m = fetch.new_record(lv, peer_k, src_unit, src_lv, start, end, paused)
+    mig.pairs.take(v, m)                               # 711: the 830 and 820 (E6)
     job = mig.add_migration(m)
-    return wire.OK, {"lv": lv, "job": job.name, "pointer": m["pointer"], "state": m["state"]}
+    return wire.OK, {"lv": lv, "job": job.name, "pointer": m["pointer"], "state": m["state"], "830": m["830"],
+                     "805": mig.pairs.dest[lv]}
 
 
 async def path_rate(mig, cmd):

@@ -11,6 +11,9 @@ INTS = {
     "spread": (30, 1, 1 << 20),       # max - min group utilization that triggers levelling
     "share": (70, 51, 100),           # percent of R or Q that makes an LDEV RANDOM / SEQUENTIAL
     "max_moves": (4, 0, 64),          # moves one levelling check may start
+    "pairs": (8, 1, 64),              # E6: the 830 pool holds at least this many (firmware/pairtables.py)
+    "groups": (4, 1, 64),             # E6: ... and the 820 pool
+    "group_blocks": (16, 1, 1 << 20),  # E6: open systems: group = address // group_blocks (I-5.2)
 }
 BOOLS = {"auto_level": True}          # level at the end of each period
 

@@ -7,7 +7,9 @@
 #   mig_period      E4: the last finished period: per LDEV and per RAID group
 #   mig_levels      E4: the last levelling checks and the moves they started
 #   mig_counters    fetches from S (host I/O served before the copy reached it)
-from firmware import ldev
+#   mig_800         E6: 804 / 805 of every LV (from the 820s of firmware/pairtables.py;
+#                   the 830 / 820 themselves: u.table("pairtables"))
+from firmware import ldev, pairtables
 from firmware.features.migration import fetch, move
 from firmware.features.migration.feature import staged_ranges
 
@@ -19,6 +21,7 @@ def register(mig, reg):
     reg.table("mig_period", lambda u: mig.t.get("last"))
     reg.table("mig_levels", lambda u: mig.t["levels"])
     reg.table("mig_counters", lambda u: dict(mig.cnt))
+    reg.table("mig_800", pairtables.table_800)
 
 
 def migrations(mig):
@@ -42,6 +45,7 @@ def migrations(mig):
                     "copied": m["copied"], "fetched": m["fetched"],
                     "staged": ahead(staged_ranges(mig.bitmaps[lv], m["start"], n), m["pointer"]),
                     "entries": ents})
+        out[-1].update(mig.pairs.view(m))
     return out
 
 

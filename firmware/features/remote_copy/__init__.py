@@ -7,7 +7,7 @@
 # Settings cfg["remote_copy"]: controller (required), pairs, groups, group_blocks, probe_ms.
 import binascii
 
-from firmware import core, ldev
+from firmware import core, ldev, pairtables
 from firmware.features.remote_copy import copyjob, source, target
 from firmware.features.remote_copy.state import COPYING, DEST, DUPLEX, RC, SOURCE, settings
 
@@ -49,7 +49,7 @@ def resume(rc, i):
     (a write in flight at the reset), then it scans again from 834 sending only marked
     tracks; a DUPLEX pair with marked tracks resynchronizes the same way."""
     s = rc.pair(i)
-    if not s["use"] or s["836"] not in (COPYING, DUPLEX):
+    if not rc.mine(s) or s["836"] not in (COPYING, DUPLEX):
         return
     t0, tb = rc.tracks(i)
     behind = min(s["837"], s["835"] + 1) // tb - t0 if s["836"] == COPYING else len(rc.bm[i]) * 8
@@ -82,13 +82,14 @@ def table_830(rc):
 
 
 def table_800(rc, u):
-    """Table 800 of every LV: 801 groups, 803 emulation, 804, 805."""
+    """Table 800 of every LV: 801 groups, 803 emulation, 804, 805 (805 / 804 from the 820
+    that names the LV, a migration's too; a copy destination of this feature has none)."""
     out = []
     for v in u.sm.t["volumes"]:
-        gi = rc.sources.get(v["id"])
+        gi = pairtables.group_of(rc.t, v["id"])
+        role = rc.t["820"][gi]["804"] if gi >= 0 else (DEST if rc.is_dest(v) else None)
         out.append({"lv": v["id"], "801": [e[2] for e in v["extents"]], "803": [v.get("emulation", "OPEN"),
-                    ldev.capacity(v)], "804": SOURCE if gi is not None else (DEST if rc.is_dest(v) else None),
-                    "805": gi})
+                    ldev.capacity(v)], "804": role, "805": gi if gi >= 0 else None})
     return out
 
 

@@ -14,11 +14,11 @@
 # (the copy or a resync sends it).  The host is acknowledged after T's answers.  A
 # forward that fails suspends the pair and marks its tracks; the write is still
 # acknowledged from S alone ("suspend and acknowledge").
-from firmware import ldev, peer, wire
+from firmware import ldev, pairtables, peer, wire
 from firmware.args import Refused, is_int, need_bool, need_int
 from firmware.features.remote_copy import copyjob
 from firmware.features.remote_copy.copyjob import OP_WRITE, RC_CTL, TIMEOUT_MS
-from firmware.features.remote_copy.state import COPYING, DUPLEX, NONE, SIMPLEX, SUSPENDED, free_pair
+from firmware.features.remote_copy.state import COPYING, DUPLEX, OWNER, SIMPLEX, SOURCE, SUSPENDED, free_pair
 
 
 async def intent(rc, u, v, lba, count, data):
@@ -105,6 +105,9 @@ def _area(rc, u, cmd):
         raise Refused(wire.E_OUT_OF_RANGE, "LV %d does not map address %d" % (v["id"], ldev.unmapped(v, a, b - a + 1)))
     if rc.is_dest(v):
         raise Refused(wire.E_STATE, "LV %d is a copy destination" % v["id"])
+    gi = pairtables.group_of(rc.t, v["id"])
+    if gi >= 0 and rc.sources.get(v["id"]) != gi:
+        raise Refused(wire.E_STATE, "LV %d is a %s (group table %d)" % (v["id"], rc.t["820"][gi]["804"], gi))
     gs = rc.gsize(v)
     for i in rc.pairs_of(v["id"]):
         s = rc.pair(i)
@@ -116,13 +119,6 @@ def _area(rc, u, cmd):
     return v, a, b
 
 
-def _free(tbl):
-    for i in range(len(tbl)):
-        if not tbl[i]["use"]:
-            return i
-    return -1
-
-
 async def op_pair(rc, u, cmd):
     v, a, b = _area(rc, u, cmd)
     k = need_int(cmd, "peer", 0, 15)
@@ -130,10 +126,10 @@ async def op_pair(rc, u, cmd):
     paused = need_bool(cmd, "paused", False)
     t_lv = need_int(cmd, "t_lv", 0, 65535) if "t_lv" in cmd else None
     t_group = need_int(cmd, "t_group", 0, 255) if "t_group" in cmd else None
-    pi = _free(rc.t["830"])
+    pi = pairtables.free_index(rc.t["830"])
     gi = rc.sources.get(v["id"], -1)
     if gi < 0:
-        gi = _free(rc.t["820"])
+        gi = pairtables.free_index(rc.t["820"])
     if pi < 0 or gi < 0:
         raise Refused(wire.E_NO_TABLE, "no free %s table in the pool" % ("pair (830)" if pi < 0 else "group (820)"))
     em = v.get("emulation", "OPEN")
@@ -149,17 +145,15 @@ async def op_pair(rc, u, cmd):
         u.trace("rc", "pairgen_refused", v["id"], wire.status_name(st))
         raise Refused(st, r.get("error", wire.status_name(st)))
     # 411: T's completion; now S records the pair
+    if rc.t["830"][pi]["use"] or (gi not in rc.sources.values() and rc.t["820"][gi]["use"]):
+        raise Refused(wire.E_NO_TABLE, "the pool's tables %d / %d were taken meanwhile (rc_delete LV %d on T)"
+                      % (pi, gi, r["lv"]))
     s = free_pair()
-    s.update({"use": 1, "831": r["controller"], "832": r["lv"], "833": v["id"], "834": a, "835": b,
+    s.update({"use": 1, "owner": OWNER, "831": r["controller"], "832": r["lv"], "833": v["id"], "834": a, "835": b,
               "836": COPYING, "837": a, "path": k, "paused": paused})
     rc.t["830"][pi] = s
-    g = rc.t["820"][gi]
-    if not g["use"]:
-        gs = rc.gsize(v)
-        g.update({"use": 1, "lv": v["id"], "entries": [NONE] * ((ldev.capacity(v) + gs - 1) // gs)})
-    gs = rc.gsize(v)
-    for n in range(a // gs, b // gs + 1):
-        g["entries"][n] = pi
+    rc.slot(pi)
+    pairtables.fill_group(rc.t, gi, OWNER, SOURCE, v, rc.gsize(v), pi, a, b)
     rc.new_bits(pi, True)
     rc.index()
     u.sm.save()
@@ -172,6 +166,8 @@ def _pair_arg(rc, u, cmd):
     i = cmd.get("pair")
     if not is_int(i) or i < 0 or i >= len(rc.t["830"]) or not rc.pair(i)["use"]:
         raise Refused("no pair %r" % (i,))
+    if not rc.mine(rc.pair(i)):
+        raise Refused(wire.E_STATE, "pair table %d is a %s's" % (i, rc.pair(i)["owner"]))
     return i
 
 
@@ -223,12 +219,7 @@ async def op_release(rc, u, cmd):
         raise Refused(wire.E_STATE, "pair %d is %s (suspend it first)" % (i, s["836"]))
     st, _ = await peer.call(u, s["path"], RC_CTL, {"op": "release", "lv": s["832"]}, TIMEOUT_MS)
     async with rc.locks[i]:
-        gi = rc.sources[s["833"]]
-        g = rc.t["820"][gi]
-        g["entries"] = [NONE if e == i else e for e in g["entries"]]
-        if all(e == NONE for e in g["entries"]):
-            rc.t["820"][gi] = {"use": 0, "lv": NONE, "entries": []}
-        rc.t["830"][i] = free_pair()
+        pairtables.release(rc.t, rc.sources[s["833"]], i)
         for d in (rc.bm, rc.acked, rc.inflight):
             d.pop(i, None)
         rc.jobs.pop(i, None)

@@ -1,12 +1,12 @@
 # Remote copy (seed 003 E1 / E5): settings, the SM tables and their lookups.
 #
+# The 830 pair tables and 820 group tables come from the shared pools of
+# firmware/pairtables.py (SM "pairtables"; a migration takes its tables from the same
+# pools).  This feature's 830s have owner "remote_copy" and also hold: path (peer index
+# to the other unit), bits (changed tracks, hex), why, paused, copied, scanned; one per
+# area of an LV(S).  Its 820s (one per LV(S) with pairs) have 804 = COPY SOURCE, and the
+# 820's number is the LV's 805.
 # SM table "remote_copy" (persisted):
-#   "830"  pair tables, a fixed pool: {use, 831 other controller#, 832 other LV#, 833 own
-#          LV#, 834 copy start, 835 copy end, 836 state, 837 copy pointer, path (peer
-#          index to the other unit), bits (changed tracks, hex), why, paused, copied,
-#          scanned}.  One per area of an LV(S).
-#   "820"  group tables, a fixed pool: {use, lv, entries: [830# or -1 per group]}.  One
-#          per LV(S) with pairs (805 = its number; 804 = COPY SOURCE).
 #   "900"  T LV info, one per copy destination: {lv, 903 [emulation, capacity], 904,
 #          905 source controller#, 906 source LV#, 907 [[start, end], ...], state, path}.
 # Bitmaps: one bit per track of the area (bit 0 = the track holding 834); bytearrays at
@@ -14,16 +14,15 @@
 import asyncio
 import binascii
 
-from firmware import core, ldev
+from firmware import core, ldev, pairtables
 from firmware.args import need_int, need_table, only_keys
+from firmware.pairtables import DEST, NONE, SIMPLEX, SOURCE, free_pair
 
-SIMPLEX = "SIMPLEX"
 COPYING = "UNDER COPYING"
 DUPLEX = "DUPLEX"
 SUSPENDED = "SUSPENDED"
-SOURCE = "COPY SOURCE"
-DEST = "COPY DESTINATION"
-NONE = -1
+OWNER = "remote_copy"
+__all__ = ("DEST", "NONE", "SIMPLEX", "SOURCE", "free_pair")
 # setting: (lo, hi, default)
 SETTINGS = {
     "controller": (0, 65535, None),   # this unit's controller number (the user's)
@@ -45,19 +44,13 @@ def settings(cfg):
     return out
 
 
-def free_pair():
-    return {"use": 0, "831": NONE, "832": NONE, "833": NONE, "834": 0, "835": 0, "836": SIMPLEX, "837": 0,
-            "path": NONE, "bits": "", "why": "", "paused": False, "copied": 0, "scanned": 0}
-
-
 def track_blocks(em):
     return ldev.EMULATIONS.get(em, (1, 0))[0]
 
 
 def group_size(cfg, em):
     """Blocks per group: a cylinder for a mainframe type, else group_blocks."""
-    tb, heads = ldev.EMULATIONS.get(em, (1, 0))
-    return tb * heads if heads else cfg["group_blocks"]
+    return pairtables.group_size(em, cfg["group_blocks"])
 
 
 class RC:
@@ -67,13 +60,15 @@ class RC:
         self.u = u
         self.cfg = cfg
         self.live = True
-        t = u.sm.t.get("remote_copy")
-        if t is None:
-            t = {"830": [free_pair() for _ in range(cfg["pairs"])],
-                 "820": [{"use": 0, "lv": NONE, "entries": []} for _ in range(cfg["groups"])],
-                 "900": []}
-            u.sm.t["remote_copy"] = t
+        own = u.sm.t.get("remote_copy")
+        if own is None:
+            own = {"900": []}
+            u.sm.t["remote_copy"] = own
             u.sm.save()
+        pools = pairtables.pools(u, cfg["pairs"], cfg["groups"])
+        self.own = own
+        # the shared pools and this feature's 900 under one name (rc.t["830"] ...)
+        t = {"830": pools["830"], "820": pools["820"], "900": own["900"]}
         self.t = t
         self.bm = {}
         self.acked = {}
@@ -82,10 +77,8 @@ class RC:
         self.bufs = {}
         for i in range(len(t["830"])):
             s = t["830"][i]
-            self.locks[i] = asyncio.Lock()
-            # a forward's request head and answer buffer, one per pair (no allocation per write)
-            self.bufs[i] = (bytearray(10), bytearray(16))
-            if s["use"]:
+            self.slot(i)
+            if self.mine(s):
                 self.bm[i] = bytearray(binascii.unhexlify(s["bits"]))
                 self.extra(i)
         self.jobs = {}
@@ -94,14 +87,22 @@ class RC:
                     "suspends": 0, "remote_writes": 0}
         self.index()
 
+    def slot(self, i):
+        """Pair i's lock, and a forward's request head and answer buffer (no allocation
+        per write); made once per table number (the shared pool may grow)."""
+        if i not in self.locks:
+            self.locks[i] = asyncio.Lock()
+            self.bufs[i] = (bytearray(10), bytearray(16))
+
+    @staticmethod
+    def mine(s):
+        """An 830 in use by this feature (a migration's shares the pool)."""
+        return s["use"] and s.get("owner", OWNER) == OWNER
+
     # ---- lookups --------------------------------------------------------------------
     def index(self):
         """sources: LV# -> 820#; dests: LV# -> 900 entry."""
-        self.sources = {}
-        for k in range(len(self.t["820"])):
-            g = self.t["820"][k]
-            if g["use"]:
-                self.sources[g["lv"]] = k
+        self.sources = pairtables.groups_of(self.t, OWNER, SOURCE)
         self.dests = {}
         for d in self.t["900"]:
             self.dests[d["lv"]] = d
@@ -135,17 +136,7 @@ class RC:
         k = self.sources.get(v["id"])
         if k is None:
             return []
-        ents = self.t["820"][k]["entries"]
-        gs = self.gsize(v)
-        out = []
-        g = lba // gs
-        last = (lba + count - 1) // gs
-        while g <= last and g < len(ents):
-            i = ents[g]
-            if i != NONE and i not in out:
-                out.append(i)
-            g += 1
-        return out
+        return pairtables.hit(self.t, k, self.gsize(v), lba, count, [])
 
     # ---- changed tracks -----------------------------------------------------------------
     def tracks(self, i):
@@ -237,7 +228,7 @@ class RC:
 
     def sync(self):
         """Before each SM save: bitmaps to hex, pause flags."""
-        if self.u.sm.t.get("remote_copy") is not self.t:
+        if self.u.sm.t.get("remote_copy") is not self.own:
             return
         for i in self.bm:
             if not self.intent_save:
