@@ -94,9 +94,10 @@ def _settle(h, vol, lba, old, new) -> bool:
     return False
 
 
-def _rebuild_underway(u, figures):
-    """A member pulled and its rebuild a quarter done (then resumed), so the first kill
-    lands mid-rebuild."""
+def _rebuild_underway(u, figures, resume=True):
+    """A member pulled and its rebuild a quarter done (then resumed, or with resume
+    False left paused there, so the first kill lands mid-rebuild however fast the rest
+    of it would have gone)."""
     u.flush()
     g = u.table("groups")[0]
     u.inject(g["members"][1], "fail")
@@ -108,7 +109,8 @@ def _rebuild_underway(u, figures):
         u.wait_for(lambda x: x.job(f"rebuild{g['id']}")["pointer"] >= quarter, what="a quarter rebuilt")
         u.mgmt("save")
         figures["rebuild_pointer_before_kills"] = quarter
-        u.job(f"rebuild{g['id']}", "resume")
+        if resume:
+            u.job(f"rebuild{g['id']}", "resume")
 
 
 def _rebuild_after(u, figures):
@@ -139,7 +141,7 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True, i
     figures = {"kills": 0, "unacknowledged_in_flight": 0, "unacknowledged_bad": 0, "bad_blocks": 0,
                "rebuild_resumed_from": []}
     if during_rebuild:
-        _rebuild_underway(u, figures)
+        _rebuild_underway(u, figures, resume=False)
     for _ in range(kills):
         timer = threading.Timer(rng.uniform(0.05, 0.4), u.kill)
         timer.start()
@@ -157,6 +159,8 @@ def reset_run(rig, kills: int = 4, seed: int = 1, during_rebuild: bool = True, i
                 figures["unacknowledged_bad"] += 1
             w.in_flight = None
         _resumed(u, figures)
+        if during_rebuild and figures["kills"] == 1:
+            u.job("rebuild0", "resume")     # it goes on from its persisted pointer, under the next kills
         figures["bad_blocks"] += h.verify_all(vol["id"], vol["blocks"], chunk=8)
     if during_rebuild:
         _rebuild_after(u, figures)
