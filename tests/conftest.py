@@ -1,5 +1,6 @@
 import copy
 import os
+import random
 import shutil
 import signal
 import struct
@@ -143,3 +144,17 @@ def cut_power_at(u, when, land=True):
 
     u.link.drive_handler = handler
     return dead
+
+
+def random_blocks(n, seed, bs=512):
+    """n blocks of seeded random bytes (the same for the same seed, on any machine)."""
+    return random.Random(seed).randbytes(n * bs)
+
+
+def status_of(fn, *a, **kw):
+    """The status of the StatusError that fn(*a, **kw) must raise."""
+    from host.link import StatusError
+
+    with pytest.raises(StatusError) as e:
+        fn(*a, **kw)
+    return e.value.status

@@ -2,11 +2,9 @@
 capacity, volumes as LVs of LDEVs, an address resolved to (entry, LDEV, offset), LDEV
 allocation and release kept across a reset, and bad input refused with nothing
 changed."""
-import pytest
-from conftest import rig_desc
+from conftest import rig_desc, status_of
 
 from firmware import wire
-from host.rig import StatusError
 
 # two RAID1 groups of 400 blocks each: LDEVs of 100 -> 0..3 on group 0, 4..7 on group 1
 UNIT = {
@@ -16,12 +14,6 @@ UNIT = {
     "volume": [{"id": 0, "group": 0, "blocks": 400},
                {"id": 1, "group": 1, "start": 50, "blocks": 100, "emulation": "3390"}],
 }
-
-
-def status_of(fn, *a, **kw):
-    with pytest.raises(StatusError) as e:
-        fn(*a, **kw)
-    return e.value.status
 
 
 def test_tables_300_and_310_and_the_resolution_of_an_address(make_rig):

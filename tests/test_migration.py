@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import migration as mg
@@ -35,7 +35,7 @@ def desc(volume=None, **settings):
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def refused(u, status, op, **args):

@@ -7,11 +7,10 @@ The new unit: LDEVs of 16 blocks; its LV 0 (32 blocks) is on LDEVs 0 and 1; LV 1
 blocks) is assigned on LDEVs 2-5.  Groups of 16 blocks (group_blocks), copy steps of 4
 blocks.  The old unit's volume 0 has 64 blocks."""
 import copy
-import random
 import tomllib
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import migration as mg
@@ -31,7 +30,7 @@ def desc(**settings):
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def pools(u):

@@ -1,10 +1,9 @@
 """Seed 002: a main volume and its mirrored sub volume on two emulated boards
 (rigs/mirror.toml); writes from the main host (101) and the sub host (102)."""
-import random
 import tomllib
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import mirror as hm
@@ -25,7 +24,7 @@ def pair(make_rig):
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def test_sub_host_write_reaches_the_main_volume_first_and_the_copy_skips_cached_data(pair):

@@ -2,10 +2,9 @@
 (Fig 9), the main unit's write notices in the pending list ([0061]), the communication
 volume 603 written in the background by its job (example 1), held in cache ([0071]),
 and no communication volume at all (example 2)."""
-import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import mirror as hm
@@ -16,7 +15,7 @@ BS = 4096
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def start(make_rig, main=None, sub=None):

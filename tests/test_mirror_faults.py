@@ -3,10 +3,9 @@ chain, either board killed mid-write (the main board between its store and the c
 The kill is placed with the job 'mirror' (pause: the chain waits at its next step) or
 the drives' hold; afterwards both volumes are equal and every acknowledged write is on
 both, whatever the host was told about the cut-short one (CHECK, or no answer)."""
-import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import mirror as hm
@@ -17,7 +16,7 @@ BS = 4096
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def start(make_rig, **sub):

@@ -2,10 +2,9 @@
 the main unit's volume the exclusive main volume, the sub unit's the exclusive
 subvolume; reserve, RESERVATION CONFLICT, waiting on the exclusive status, and the
 races placed exactly with the job 'mirror' (pause / resume)."""
-import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import mirror as hm
@@ -16,7 +15,7 @@ BS = 4096
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def start(make_rig, mode="sync"):

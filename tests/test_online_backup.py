@@ -1,11 +1,10 @@
 """Seed 004: online backup over FC-style ports on the emulator (rigs/online_backup.toml):
 ports A0 (AL-PA 0x01) and A1 (0x02), hosts 0x10 / 0x11 on the allow-list, a tape device
 0x20 played by the harness that accepts Logins from both ports."""
-import random
 import tomllib
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import online_backup as ob
@@ -37,7 +36,7 @@ def fab(make_rig, tmp_path):
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def fill(h, port, lu, n, seed):

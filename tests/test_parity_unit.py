@@ -9,7 +9,7 @@ import threading
 import tomllib
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks
 
 from firmware import wire
 from host.features import parity_unit as hp
@@ -42,7 +42,7 @@ def parity_rig(make_rig):
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
+    return random_blocks(n, seed, BS)
 
 
 def fill(units, seed=0):

@@ -3,27 +3,19 @@ boards (rigs/remote_copy.toml): S holds an LV of 400 blocks on LDEVs of 100, T c
 group into LDEVs of 200.  PairGen for area 100..399, the initial copy as a job stepped
 track by track, forwarding exactly at the copy pointer, the trace of a forwarded write
 across both units, several areas, mainframe group numbering and the pools."""
-import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks, status_of
 
 from firmware import wire
 from host.features import remote_copy as hr
-from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 BS = 512
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
-
-
-def status_of(fn, *a, **kw):
-    with pytest.raises(StatusError) as e:
-        fn(*a, **kw)
-    return e.value.status
+    return random_blocks(n, seed, BS)
 
 
 @pytest.fixture

@@ -5,22 +5,15 @@ consistent full-capacity volume; several LV(T)s of one LV(S) merged into one."""
 import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, status_of
 
 from firmware import wire
 from host.features import remote_copy as hr
-from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 BS = 512
 DATA = random.Random(1).randbytes(400 * BS)
 FILES = [("inside", 110, 10), ("outside", 20, 10), ("across", 95, 10), ("tail", 390, 10)]
-
-
-def status_of(fn, *a, **kw):
-    with pytest.raises(StatusError) as e:
-        fn(*a, **kw)
-    return e.value.status
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ across resets of either board.  Jobs are paused and stepped: nothing depends on 
 import random
 
 import pytest
-from conftest import have_micropython
+from conftest import have_micropython, random_blocks, status_of
 
 from firmware import wire
 from host.features import remote_copy as hr
-from host.rig import StatusError
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="micropython binary not installed")
 BS = 512
@@ -17,13 +16,7 @@ DATA = random.Random(1).randbytes(400 * BS)
 
 
 def rand(n, seed):
-    return random.Random(seed).randbytes(n * BS)
-
-
-def status_of(fn, *a, **kw):
-    with pytest.raises(StatusError) as e:
-        fn(*a, **kw)
-    return e.value.status
+    return random_blocks(n, seed, BS)
 
 
 def start(make_rig, **s):
