@@ -40,7 +40,8 @@ class Port:
             self.fd_in = 0 if fd_in is None else fd_in
             self.fd_out = 1 if fd_out is None else fd_out
             os.set_blocking(self.fd_in, False)
-            self._ready = None
+            self._ready = None      # the future readinto waits on
+            self._watch = None      # the loop watching fd_in (add_reader kept between reads)
 
     def _wait_room(self, out):
         """Wait (at most 100 ms) until the output takes more; False if it never will."""
@@ -96,13 +97,23 @@ class Port:
                     self.closed = True
                     return 0  # peer closed (EIO on a pty whose other side went away)
                 loop = asyncio.get_running_loop()
-                fut = loop.create_future()
-                loop.add_reader(self.fd_in, fut.set_result, None)
+                if self._watch is None:     # watched until it is readable with nobody waiting
+                    self._watch = loop
+                    loop.add_reader(self.fd_in, self._readable)
+                fut = self._ready = loop.create_future()
                 try:
                     await fut
                 finally:
-                    loop.remove_reader(self.fd_in)
+                    self._ready = None
             return 0
+
+        def _readable(self):
+            fut = self._ready
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+            elif self._watch is not None:   # nobody waits: no wake-ups while the board is busy
+                self._watch.remove_reader(self.fd_in)
+                self._watch = None
 
         def write(self, mv):
             os = self._os
