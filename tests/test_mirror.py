@@ -1,6 +1,7 @@
 """Seed 002: a main volume and its mirrored sub volume on two emulated boards
 (rigs/mirror.toml); writes from the main host (101) and the sub host (102)."""
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import have_micropython, random_blocks
@@ -196,3 +197,18 @@ def test_the_trace_recorder_for_users_lists_the_chain_and_exports(tmp_path):
         "main: MW notice 8 1 1", "main: PEER 12 bytes", "sub: JOB2 notice 8 1 1", "main: JOB5 726 8 1 data",
         "main: PEER %d bytes" % (12 + BS), "sub: JOB2 711 8 1 1", "sub: JOB1 DR 20 1"]
     assert export_chrome(tmp_path / "m.jsonl", tmp_path / "m.json") > 0
+
+
+def test_the_documented_trace_command_records_the_job_chain(tmp_path):
+    """docs/mirror.md: `python -m host.features.mirror OUT.jsonl` prints the chain in order."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "mirror.jsonl"
+    r = subprocess.run([sys.executable, "-m", "host.features.mirror", str(out)], capture_output=True, text=True,
+                       timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert out.exists() and any("PEER" in x for x in lines)
+    first = [x for x in lines if "JOB" in x]
+    assert first and first[0].startswith("sub: JOB1"), lines[:5]
