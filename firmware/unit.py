@@ -28,7 +28,7 @@ BOARD_DEFAULTS = {
     "nv_cache": False,      # keep dirty cache slots in a file too (battery-backed cache)
 }
 MAX_WARNINGS = 32
-FEATURE_REQUESTS = 6   # request slots added for the features (none without one)
+FEATURE_REQUESTS = 6   # request slots added for the features (none without one, or with only LOCAL ones)
 
 
 class Unit:
@@ -105,7 +105,7 @@ class Unit:
         self.raid = Raid(self, self.bs, width, self.board["raid_sets"])
         if nv is not None:
             self.raid.pending_repair = nv.plog_get()   # a row written part-way at a reset
-        if cfg.get("features") and not self.feature_requests:
+        if features.need_requests(cfg.get("features", [])) and not self.feature_requests:
             self.link.free.extend([Pending() for _ in range(FEATURE_REQUESTS)])
             self.feature_requests = FEATURE_REQUESTS
         features.attach_all(self)

@@ -38,6 +38,19 @@ CORE_OPS = ("info", "table", "configure", "fail_drive", "rebuild", "job", "flush
             "trace", "lv_resolve", "ldev_alloc", "ldev_free")
 
 
+# Features whose work is local to the unit (drive I/O through the RAID, no requests of
+# their own to other units or controllers): they need no request slots beyond the core's.
+LOCAL = ("sparing", "volcopy")
+
+
+def need_requests(names):
+    """True if a configured feature sends requests of its own (peer paths, controllers)."""
+    for name in names:
+        if name not in LOCAL:
+            return True
+    return False
+
+
 def load(name):
     """The package of a feature, by name, imported when first configured."""
     if name in BUILT:
