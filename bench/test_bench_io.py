@@ -71,6 +71,22 @@ def unit(request, tmp_path_factory):
     rig.close()
 
 
+def measure(rig, name, overrides):
+    """Run job `name` of the job file once: the fio job, the link bytes both ways, and the
+    share of one core the board and this process each used (neither near 1.0: both wait)."""
+    u = rig.unit()
+    plan = fio.plan(fio.load(JOB_FILE, sections=[name], overrides=overrides), rig)
+    tx0, rx0 = lb.link_bytes(u)
+    proc = getattr(u.launcher, "proc", None)
+    pids = (proc.pid if proc else -1, os.getpid())
+    c0 = [cpu_seconds(p) for p in pids]
+    job = fio.run(plan, rig).jobs[0]
+    c1 = [cpu_seconds(p) for p in pids]
+    tx1, rx1 = lb.link_bytes(u)
+    cpu = [round((b - a) / job.elapsed_s, 2) if a is not None and b is not None else None for a, b in zip(c0, c1)]
+    return {"job": job, "link_bytes": (tx1 - tx0) + (rx1 - rx0), "cpu": cpu}
+
+
 @pytest.mark.parametrize("rw,size", JOBS, ids=["%s-%s" % j for j in JOBS])
 def test_io(benchmark, unit, rw, size):
     board, rig, rates = unit
@@ -79,16 +95,8 @@ def test_io(benchmark, unit, rw, size):
     name = "%s-%s" % (rw, size)
     side = "read" if rw == "randread" else "write"
     res = {}
-
-    def run():
-        plan = fio.plan(fio.load(JOB_FILE, sections=[name], overrides={"runtime": SECONDS}), rig)
-        tx0, rx0 = lb.link_bytes(u)
-        res["job"] = fio.run(plan, rig).jobs[0]
-        tx1, rx1 = lb.link_bytes(u)
-        res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
-
     benchmark.group = "io-%s" % board
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.pedantic(lambda: res.update(measure(rig, name, {"runtime": SECONDS})), rounds=1, iterations=1)
     job = res["job"]
     assert job.planned.spec.bs == bs and not job.io_errors
     s = job.summary(side, board=board, iodepth=1)
@@ -96,14 +104,7 @@ def test_io(benchmark, unit, rw, size):
     fio_json = dict(job.json(), jobname=s["job"])
     benchmark.extra_info.update({"board": board, "rw": rw, "bs": bs, "fio": s, "fio_json": fio_json,
                                  "link_MBps": round(res["link_bytes"] / job.elapsed_s / 1e6, 2)})
-    rate_of = lb.nearest_rate(rates)
-    bound = None
-    if rw == "write" and bs == 64 * 1024:
-        bound = lb.bound_mbps(lb.frames_write_stripe(MEMBERS - 1, CHUNK, BS, u.link.max_payload), bs, rate_of)
-        what = "64 KiB full-stripe RAID5 writes"
-    elif rw == "randread" and bs == 4096:
-        bound = lb.bound_mbps(lb.frames_read_block(BS), bs, rate_of)
-        what = "4 KiB random reads"
+    bound, what = bound_of(rw, bs, u, rates)
     if bound:
         eff = s["MBps"] / bound
         benchmark.extra_info.update({"bound_MBps": round(bound, 2), "efficiency": round(eff, 3),
@@ -157,24 +158,9 @@ def test_io_depth(benchmark, unit, rw, size, depth):
     name = "%s-%s" % (rw, size)
     side = "read" if rw == "randread" else "write"
     res = {}
-
-    def run():
-        jf = fio.load(JOB_FILE, sections=[name], overrides={"runtime": SECONDS, "iodepth": depth})
-        plan = fio.plan(jf, rig)
-        tx0, rx0 = lb.link_bytes(u)
-        proc = getattr(u.launcher, "proc", None)
-        pids = (proc.pid if proc else -1, os.getpid())
-        c0 = [cpu_seconds(p) for p in pids]
-        res["job"] = fio.run(plan, rig).jobs[0]
-        c1 = [cpu_seconds(p) for p in pids]
-        tx1, rx1 = lb.link_bytes(u)
-        res["link_bytes"] = (tx1 - tx0) + (rx1 - rx0)
-        # the share of one core each side used: neither near 1.0 means both wait
-        res["cpu"] = [round((b - a) / res["job"].elapsed_s, 2) if a is not None and b is not None else None
-                      for a, b in zip(c0, c1)]
-
     benchmark.group = "iodepth-%s-%s" % (board, name)
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.pedantic(lambda: res.update(measure(rig, name, {"runtime": SECONDS, "iodepth": depth})),
+                       rounds=1, iterations=1)
     job = res["job"]
     assert job.planned.spec.iodepth == depth and not job.io_errors
     s = job.summary(side, board=board, iodepth=depth)

@@ -48,6 +48,16 @@ def wait_stored(main, before):
     main.wait_for(lambda u: stores(u) > before, what="stored on the main volume, JOB5 waiting")
 
 
+def held_write(main, u, lba, data):
+    """u writes lba with the chain held on the main unit right after its store (JOB5
+    waiting): the write's handle, for the caller to inject a fault and resume the job."""
+    main.job("mirror", "pause")
+    n = stores(main)
+    w = u.start_io("w", 0, lba, data)
+    wait_stored(main, n)
+    return w
+
+
 def restart(u):
     u.start(configure=False)
     u.mgmt("trace", on=True)
@@ -56,10 +66,7 @@ def restart(u):
 @pytest.mark.parametrize("cut", [0, 1], ids=["202", "203"])
 def test_path_cut_after_the_main_store_gives_check_and_both_volumes_end_equal(make_rig, cut):
     rig, main, sub, acked = start(make_rig)
-    main.job("mirror", "pause")
-    n = stores(main)
-    w = sub.start_io("w", 0, 20, rand(2, 1))
-    wait_stored(main, n)
+    w = held_write(main, sub, 20, rand(2, 1))
     rig.fabric.paths[cut].cut = True
     main.job("mirror", "resume")
     with pytest.raises(StatusError) as e:
@@ -71,10 +78,7 @@ def test_path_cut_after_the_main_store_gives_check_and_both_volumes_end_equal(ma
 
 def test_path_cut_under_a_main_host_write_copy_gives_check_and_the_old_data_back(make_rig):
     rig, main, sub, acked = start(make_rig)
-    main.job("mirror", "pause")
-    n = stores(main)
-    w = main.start_io("w", 0, 2, rand(1, 2))
-    wait_stored(main, n)
+    w = held_write(main, main, 2, rand(1, 2))
     rig.fabric.paths[0].cut = True
     main.job("mirror", "resume")
     with pytest.raises(StatusError) as e:
@@ -87,11 +91,8 @@ def test_path_cut_under_a_main_host_write_copy_gives_check_and_the_old_data_back
 @pytest.mark.parametrize("who", ["main host", "sub host"])
 def test_main_board_killed_between_its_store_and_the_copy(make_rig, who):
     rig, main, sub, acked = start(make_rig)
-    main.job("mirror", "pause")
-    n = stores(main)
     u = main if who == "main host" else sub
-    w = u.start_io("w", 0, 12, rand(2, 3))
-    wait_stored(main, n)
+    w = held_write(main, u, 12, rand(2, 3))
     if who == "main host":
         assert sub.table("mirror_514") == [[12, 2]]          # the notice came first
     main.kill()
@@ -106,10 +107,7 @@ def test_main_board_killed_between_its_store_and_the_copy(make_rig, who):
 
 def test_sub_board_killed_while_the_main_unit_waits_to_copy(make_rig):
     rig, main, sub, acked = start(make_rig)
-    main.job("mirror", "pause")
-    n = stores(main)
-    w = main.start_io("w", 0, 14, rand(1, 4))
-    wait_stored(main, n)
+    w = held_write(main, main, 14, rand(1, 4))
     sub.kill()
     main.job("mirror", "resume")
     with pytest.raises(StatusError):
