@@ -3,6 +3,7 @@ the split between what a board keeps in flash and what must live in RAM.
 
     d = breakdown(board, config, "source", tmp)   # modules, buffers, after import/configure
     s = frozen_split(d)                            # flash (bytecode) vs RAM per module
+    f = frozen32(board, config, mem, tmp)          # the frozen peak with 32-bit objects
 
 docs/boards.md ("Where the heap goes") explains the method.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -20,6 +22,7 @@ from host.boards import FIRMWARE_KEYS, FIRMWARE_ROOT, micropython_binary
 
 KIB = 1024
 MP_FIT = Path(__file__).resolve().parent / "mp_fit.py"
+WASM = Path(__file__).resolve().parent / "wasm"    # the webassembly port (npm), `make` installs it
 
 
 def size(text) -> int:
@@ -39,12 +42,25 @@ def board_json(board: dict, unit: str = "u0") -> dict:
     return d
 
 
-def breakdown(board: dict, config: dict, load: str, tmp: Path, root: Path = FIRMWARE_ROOT) -> dict:
-    """bench/mp_fit.py on the unix port (a 1 MiB heap, so every figure is seen) with
-    `board`'s buffers: the firmware of `root` from source (with the frozen split) or
-    from .mpy."""
+def have_wasm32() -> str | None:
+    """Why the 32-bit port cannot run here, or None when it can."""
+    if not shutil.which("node"):
+        return "node is not installed"
+    if not (WASM / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
+        return "the MicroPython webassembly port is not installed (npm ci --prefix bench/wasm; make does it)"
+    return None
+
+
+def breakdown(board: dict, config: dict, load: str, tmp: Path, root: Path = FIRMWARE_ROOT,
+              port: str = "unix") -> dict:
+    """bench/mp_fit.py on the unix port (64-bit) or, port="wasm32", on the webassembly
+    port (32-bit: a board's object sizes; from source only), in a 1 MiB heap so that
+    every figure is seen, with `board`'s buffers: the firmware of `root` from source
+    (with the frozen split) or from .mpy."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
+    if port == "wasm32":
+        return _breakdown_wasm32(board, config, tmp, root)
     if load == "mpy":   # built for this machine: the unix port runs it (the bytecode is the
         # same for every board; only the viper module's native code differs)
         deploy.build(dict(board, mpy_arch="host"), tmp / "mpy", "u0")
@@ -64,6 +80,37 @@ def breakdown(board: dict, config: dict, load: str, tmp: Path, root: Path = FIRM
     d = json.loads(r.stdout)
     d["load"] = load
     return d
+
+
+def _breakdown_wasm32(board: dict, config: dict, tmp: Path, root: Path) -> dict:
+    why = have_wasm32()
+    if why:
+        raise RuntimeError("the 32-bit measurement cannot run: " + why)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{root}")
+    args = tmp / "fit_args32.json"
+    args.write_text(json.dumps({"board": board_json(board), "config": config,
+                                "boot": boot_modules(env, tmp)}))   # the same modules as on the unix port
+    r = subprocess.run(["node", str(WASM / "mp_fit.mjs"), str(root), str(args), str(1 << 20)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp)
+    if r.returncode:
+        raise RuntimeError(f"mp_fit (wasm32) failed: {r.stderr.strip()[-2000:]}")
+    d = json.loads(r.stdout)
+    d["load"] = "source"
+    return d
+
+
+def frozen32(board: dict, config: dict, mem: dict, tmp: Path) -> dict:
+    """The frozen peak with a 32-bit board's objects: the firmware after configure on
+    the webassembly port, less its bytecode in flash and less mp_fit.py's own code (a
+    board's main.py is frozen too), plus what the rig's workload added on the unix port
+    (its "mem" table: live_peak - configured; 64-bit objects, so an upper bound)."""
+    d = breakdown(board, config, "source", Path(tmp), port="wasm32")
+    split = frozen_split(d)
+    own = d["base"] - d["bare"]
+    workload = max(0, mem["live_peak"] - mem["configured"])
+    configured = d["configured"] - own - split["flash"]
+    return {"configured": configured, "workload": workload, "peak": configured + workload,
+            "flash": split["flash"], "ram": split["ram"], "mp_fit": own, "breakdown": d, "split": split}
 
 
 def boot_modules(env: dict, cwd: Path) -> list[str]:
@@ -136,10 +183,11 @@ def poll_peak(u, stop, peak, interval=0.05):
         stop.wait(interval)
 
 
-def pairs_peak(rig_path, board: dict, tmp: Path, writes: int) -> tuple[int, dict]:
+def pairs_peak(rig_path, board: dict, tmp: Path, writes: int) -> tuple[int, dict, dict]:
     """A rig with volcopy (rigs/fit.toml): the two pairs 0 -> 1 and 2 -> 3 created and
     copied, `writes` random block writes to both originals (bits set in both bitmaps),
-    a flush and a read-back of every volume: (the live heap peak, the unit's config)."""
+    a flush and a read-back of every volume: (the live heap peak, the unit's config,
+    its "mem" table at the end)."""
     from host.features import volcopy as vc
     from host.rig import Rig
 
@@ -166,7 +214,8 @@ def pairs_peak(rig_path, board: dict, tmp: Path, writes: int) -> tuple[int, dict
         finally:
             stop.set()
             th.join(timeout=5)
-        peak[0] = max(peak[0], u.table("mem")["live_peak"])
-        return peak[0], u.config
+        mem = u.table("mem")
+        peak[0] = max(peak[0], mem["live_peak"])
+        return peak[0], u.config, mem
     finally:
         rig.close()

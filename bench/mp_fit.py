@@ -68,13 +68,13 @@ def body_ram(root, name):
     g = {"__name__": name}
     if path.endswith("__init__.py"):
         g["__path__"] = path[:-len("/__init__.py")]
-    before = live()
+    before = yield
     try:
         exec(code, g)
     except Exception:   # a module whose body cannot run twice: no split for it
         return None
-    n = live() - before
     code = None
+    n = (yield) - before
     g = None
     return max(0, n)
 
@@ -83,13 +83,13 @@ def imports(names, root, d):
     for name in names:
         if name in sys.modules:
             continue
-        before = live()
+        before = yield
         try:
             __import__(name)
-        except ImportError:   # a module this firmware tree does not have
+        except (ImportError, SyntaxError):   # a module this tree does not have, or (viper) this port cannot build
             continue
-        n = live() - before
-        d["modules"].append([name, n, body_ram(root, name) if root else None])
+        n = (yield) - before
+        d["modules"].append([name, n, (yield from body_ram(root, name)) if root else None])
 
 
 def buffers(u):
@@ -113,39 +113,38 @@ def buffers(u):
     return out
 
 
-def main():
-
-    with open(sys.argv[1]) as f:
-        a = json.load(f)
+def steps(a):
+    """The measurement as a generator: each `yield` is answered with the live heap
+    (taken by the driver, outside this code, so that no frame of it is on the stack)."""
     root = a.get("source") or ""
-    d = {"base": live(), "modules": []}
+    d = {"base": (yield), "modules": [], "port": sys.implementation._machine}
     # only what the firmware itself loads at boot (fitlib.boot_modules), in ORDER
     boot = a.get("boot")
     names = [m for m in ORDER if boot is None or m in boot] + [m for m in boot or () if m not in ORDER]
-    imports(["asyncio"] + names, root, d)
+    yield from imports(["asyncio"] + names, root, d)
     for name in sorted([m for m in sys.modules if m.startswith("firmware.")]):
         if name not in [m[0] for m in d["modules"]]:   # imported by another module's import
-            d["modules"].append([name, None, body_ram(root, name) if root else None])
+            d["modules"].append([name, None, (yield from body_ram(root, name)) if root else None])
     from firmware import features, mgmt
 
     for name in a["config"].get("features", []):   # what configure will load, measured here
-        before = live()
+        before = yield
         had = list(sys.modules)
         features.load(name)
-        d["modules"].append(["firmware.features.%s (package)" % name, live() - before, None])
+        d["modules"].append(["firmware.features.%s (package)" % name, (yield) - before, None])
         for m in sorted([m for m in sys.modules if m not in had]):
-            d["modules"].append([m, None, body_ram(root, m) if root else None])
-    d["imported"] = live()
+            d["modules"].append([m, None, (yield from body_ram(root, m)) if root else None])
+    d["imported"] = yield
     from firmware.unit import Unit
 
     state = a.get("state", "/tmp")
     u = Unit(a["board"], NullPort(), sm_path=state + "/sm.json")
-    d["unit"] = live()
+    d["unit"] = yield
     d["pending"] = len(u.link.free)
     u.sm.t = mgmt.build_tables(a["config"], u.board)
     u.sm.t["boot"] = {"count": 1}
     u.setup()
-    d["configured"] = live()
+    d["configured"] = yield
     d["buffers"] = buffers(u)
     feats = [m for m in sys.modules if m.startswith("firmware.features.")]
     d["features"] = feats
@@ -155,4 +154,21 @@ def main():
     print(json.dumps(d))
 
 
-main()
+def args():
+    argv = getattr(sys, "argv", ())   # the webassembly port has no argv: bench/mp_fit_wasm.mjs
+    with open(argv[1] if len(argv) > 1 else "/fit_args.json") as f:   # writes /fit_args.json
+        return json.load(f)
+
+
+def drive(g):
+    """Answer every `yield` of g with the live heap (the unix port: one call)."""
+    try:
+        g.send(None)
+        while True:
+            g.send(live())
+    except StopIteration:
+        pass
+
+
+if getattr(sys, "argv", None):   # the unix port; the webassembly runner drives steps() itself
+    drive(steps(args()))

@@ -9,7 +9,7 @@ try:
     import micropython  # noqa: F401  (present only on MicroPython)
 
     from . import viper as _b
-except ImportError:
+except (ImportError, SyntaxError):   # SyntaxError: a port built without the native emitters
     try:
         from . import cffi_backend as _b
     except ImportError:
