@@ -17,6 +17,11 @@ buffer budget in a 256 KiB heap; docs/boards.md ("Where the heap goes") has the 
                an RP2040 with a frozen firmware needs in RAM.  Goal: <= 128 KiB.
   pairs        the frozen peak of rigs/fit.toml: the reference rig with volcopy's two
                pairs (their bitmaps, the feature's modules and tables).  Goal: <= 128 KiB.
+  frozen32     both frozen peaks with a 32-bit board's objects (an RP2040's; the unix
+               port is 64-bit): bench/mp_fit.py after configure on the MicroPython
+               webassembly port (bench/wasm), less the bytecode in flash and mp_fit.py's
+               own code, plus what the workload added on the emulator (64-bit objects:
+               an upper bound).  Goal: <= 128 KiB.
   breakdown    where the heap goes, from bench/mp_fit.py: per module (its import, and
                frozen: its RAM and its flash), after import / Unit() / configure, and by
                buffer.  Printed; no goal.
@@ -57,6 +62,7 @@ PAIRS_RIG = ROOT / "rigs" / "fit.toml"      # the same with volcopy's two pairs
 BOARD = "emulator-small"
 KIB = 1024
 PEAKS = {}     # load -> (live peak, live after configure) of the runs so far (frozen, boards)
+PAIRS = {}     # the two-pair rig's run: peak, configured, config (frozen32)
 BREAKDOWNS = {}   # emulator-small's .mpy breakdown and frozen split (boards)
 
 
@@ -137,7 +143,8 @@ def run_peak(tmp_path, load):
     stop = threading.Event()
     try:
         rig.start()
-        configured = u.table("mem")["live"]
+        m0 = u.table("mem")
+        configured = m0.get("configured", m0["live"])   # "configured": the live heap after the last configure
         th = threading.Thread(target=poll_mem, args=(u, stop, peak), daemon=True)
         th.start()
         try:
@@ -209,9 +216,10 @@ def test_heap_pairs_frozen(benchmark, tmp_path):
     out = {}
 
     def run():
-        out["peak"], cfg = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
-                                             40 if QUICK else 400)
+        out["peak"], cfg, mem = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
+                                                  40 if QUICK else 400)
         out["d"] = fitlib.breakdown(load_board(BOARD), cfg, "source", tmp_path / "split")
+        PAIRS.update(peak=out["peak"], configured=mem["configured"], config=cfg)
 
     benchmark.group = "fit-heap"
     benchmark.pedantic(run, rounds=1, iterations=1)
@@ -228,6 +236,50 @@ def test_heap_pairs_frozen(benchmark, tmp_path):
     print("\nreference rig with two pairs: %.1f KiB peak from .mpy, %.1f KiB frozen (%.1f KiB of bytecode in flash)"
           % (out["peak"] / KIB, value / KIB, split["flash"] / KIB))
     assert 0 < split["flash"] < out["peak"]
+
+
+@pytest.mark.skipif(fitlib.have_wasm32() is not None, reason=fitlib.have_wasm32() or "")
+@pytest.mark.parametrize("rig", ["demo", "fit"])
+def test_heap_frozen32(benchmark, tmp_path, rig):
+    """The frozen peak with a 32-bit board's objects (an RP2040 is 32-bit; the unix port
+    here is 64-bit): the firmware after configure on the webassembly port, less the
+    bytecode in flash, plus what the workload added on the emulator (64-bit: an upper
+    bound).  Runs after test_heap_frozen / test_heap_pairs_frozen (their runs are reused)."""
+    out = {}
+
+    def run():
+        if rig == "demo":
+            if "mpy" not in PEAKS:
+                run_peak(tmp_path / "peak", "mpy")
+            peak, configured = PEAKS["mpy"]
+            cfg = rig_config(tmp_path / "cfg")
+        else:
+            if not PAIRS:
+                p, c, mem = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
+                                              40 if QUICK else 400)
+                PAIRS.update(peak=p, configured=mem["configured"], config=c)
+            peak, configured, cfg = PAIRS["peak"], PAIRS["configured"], PAIRS["config"]
+        out.update(fitlib.frozen32(load_board(BOARD), cfg, {"live_peak": peak, "configured": configured},
+                                   tmp_path / "w"))
+
+    benchmark.group = "fit-heap"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    value = out["peak"]
+    benchmark.extra_info.update({"board": BOARD, "rig": rig, "load": "frozen (computed), 32-bit objects",
+                                 "live_peak_KiB": round(value / KIB, 1), "configured_bytes": out["configured"],
+                                 "workload_bytes": out["workload"], "flash_bytes": out["flash"],
+                                 "ram_bytes": out["ram"], "mp_fit_bytes": out["mp_fit"],
+                                 "modules": out["split"]["modules"],
+                                 "goal": {"name": "MicroPython live heap peak, %s, firmware frozen, 32-bit objects "
+                                          "(KiB)" % ("reference rig" if rig == "demo" else
+                                                     "reference rig with two volcopy pairs (rigs/fit.toml)"),
+                                          "value": round(value / KIB, 1), "goal": budget(load_board(BOARD)) // KIB,
+                                          "lower": True}})
+    print("\n%s rig, frozen, 32-bit objects: %.1f KiB peak = %.1f KiB after configure (webassembly port, "
+          "less %.1f KiB of bytecode in flash and %.1f KiB of mp_fit.py) + %.1f KiB the workload added (64-bit)"
+          % (rig, value / KIB, out["configured"] / KIB, out["flash"] / KIB, out["mp_fit"] / KIB,
+             out["workload"] / KIB))
+    assert 0 < out["configured"] <= value
 
 
 @pytest.mark.parametrize("load", ["source", "mpy"])
