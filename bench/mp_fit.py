@@ -16,7 +16,10 @@
 #               configure (tables, cache, RAID); buffers: [[what, bytes], ...]
 #   features    feature modules loaded by the configuration; loaded: every firmware module
 #               loaded at the end (the ones a board needs for this rig)
-# "live" = gc.mem_alloc() right after gc.collect().
+# "live" = gc.mem_alloc() right after gc.collect().  The measurement is the generator
+# steps(): each `yield` is answered with the live heap, taken by its driver outside the
+# generator's frames: drive() here on the unix port (64-bit), bench/wasm/mp_fit.mjs on the
+# webassembly port (32-bit), whose collector frees garbage only between top-level calls.
 #
 # The split (bench/test_bench_fit.py, docs/boards.md): the module is imported for real
 # first (leaves first, so each module's own cost), then its source is compiled again
