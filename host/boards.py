@@ -113,6 +113,20 @@ class Launcher:
         return True
 
 
+SETPRIV = shutil.which("setpriv")   # util-linux: sets the parent-death signal, then execs
+
+
+def with_parent(cmd: list[str]) -> list[str]:
+    """A helper process's command (a board, ser2net, labgrid's exporter and coordinator)
+    made to end with the harness: on Linux it gets SIGTERM when the process that
+    started it dies, also by SIGKILL, so no board or server is left running.  Only when
+    started from the main thread: the signal follows the thread that forked, and a
+    worker thread that ends would take the board with it."""
+    if SETPRIV and threading.current_thread() is threading.main_thread():
+        return [SETPRIV, "--pdeathsig", "TERM", "--", *cmd]
+    return list(cmd)
+
+
 class PtyLauncher(Launcher):
     """A subprocess whose console is the master side of a pty; pyserial opens the slave."""
 
@@ -131,7 +145,7 @@ class PtyLauncher(Launcher):
         os.set_blocking(master, False)
         cmd, env = self.command()
         self.stderr = open(self.state_dir / "stderr.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=self.stderr,
+        self.proc = subprocess.Popen(with_parent(cmd), stdin=master, stdout=master, stderr=self.stderr,
                                      cwd=self.state_dir, env=env, close_fds=True,
                                      start_new_session=True)
         os.close(master)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import serial
 
-from host.boards import FIRMWARE_KEYS, FIRMWARE_ROOT, load_board, micropython_binary, need_tool
+from host.boards import FIRMWARE_KEYS, FIRMWARE_ROOT, load_board, micropython_binary, need_tool, with_parent
 
 # Modules that only the host runs (the CPython C-core binding): never sent to a board.
 HOST_ONLY = ("firmware/core/cffi_backend.py",)
@@ -235,7 +235,7 @@ class EmulatedBoard:
         else:
             env["MICROPYPATH"] = ".:.frozen"  # the board's own filesystem, nothing of the host's
         self.log = open(self.flash.parent / f"{self.flash.name}.stderr.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=self.log, cwd=self.flash,
+        self.proc = subprocess.Popen(with_parent(cmd), stdin=master, stdout=master, stderr=self.log, cwd=self.flash,
                                      env=env, close_fds=True, start_new_session=True)
         self.master, self.slave = master, slave
         self.port = os.ttyname(slave)
@@ -349,7 +349,8 @@ class Ser2net:
         cfg = self.workdir / "ser2net.yaml"
         cfg.write_text(self.config())
         self.log = open(self.workdir / "ser2net.log", "ab")
-        self.proc = subprocess.Popen([exe, "-n", "-d", "-c", str(cfg), "-P", str(self.workdir / "ser2net.pid")],
+        self.proc = subprocess.Popen(with_parent([exe, "-n", "-d", "-c", str(cfg), "-P",
+                                                  str(self.workdir / "ser2net.pid")]),
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         end = time.monotonic() + timeout
         for port in self.ports:

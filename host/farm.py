@@ -31,7 +31,7 @@ from pathlib import Path
 
 import serial
 
-from host.boards import Launcher, load_board, need_tool
+from host.boards import Launcher, load_board, need_tool, with_parent
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"   # labgrid's default (LG_COORDINATOR overrides it)
 RIG_KEYS = ("coordinator", "timeout")      # what a rig's [labgrid] section may say
@@ -624,8 +624,8 @@ class FarmExport:
                 cfg = self.workdir / "exporter.yaml"
                 cfg.write_text(self.config())
                 self.log = open(self.workdir / "labgrid-exporter.log", "ab")
-                self.proc = subprocess.Popen([exporter, "--coordinator", self.coordinator, "--name", self.name,
-                                              "--hostname", "127.0.0.1", str(cfg)],
+                self.proc = subprocess.Popen(with_parent([exporter, "--coordinator", self.coordinator, "--name",
+                                                          self.name, "--hostname", "127.0.0.1", str(cfg)]),
                                              stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir,
                                              start_new_session=True)
 
@@ -728,7 +728,7 @@ class Coordinator:
         logpath = self.workdir / "coordinator.log"
         self.log = open(logpath, "ab")
         start = logpath.stat().st_size
-        self.proc = subprocess.Popen([tool("labgrid-coordinator"), "--listen", f"127.0.0.1:{self.port}"],
+        self.proc = subprocess.Popen(with_parent([tool("labgrid-coordinator"), "--listen", f"127.0.0.1:{self.port}"]),
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir,
                                      start_new_session=True)
         end = time.monotonic() + timeout

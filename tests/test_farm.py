@@ -203,6 +203,22 @@ def test_two_unit_rig_on_farm_places_and_the_exporter_killed_mid_run(tmp_path, c
         exp.stop()
 
 
+def test_the_exporter_killed_outright_leaves_no_board_or_server_running(tmp_path, coordinator):
+    """SIGKILL of `storlab farm export` itself (no Ctrl-C, nothing of it runs again):
+    its boards, ser2net and labgrid's exporter end with it (their parent-death signal)."""
+    exp = Export(["storlab", "farm", "export", "--coordinator", coordinator.address, "--name", "lab",
+                  "emu-0"], tmp_path)
+    children = {p for p in exp.procs if p[0] != exp.proc.pid}
+    assert len(children) >= 3, children        # a board, ser2net, labgrid-exporter
+    os.kill(exp.proc.pid, signal.SIGKILL)
+    assert exp.proc.wait(timeout=60) == -signal.SIGKILL
+    end = time.monotonic() + 60               # a bound, not a timing: SIGTERM is handled at once
+    while still_running(children) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert still_running(children) == []
+    exp.stop()
+
+
 def test_a_place_held_by_another_user_is_refused(tmp_path, coordinator, capsys):
     addr = coordinator.address
     exp = Export(["storlab", "farm", "export", "--coordinator", addr, "--name", "lab", "emu-0", "emu-1"], tmp_path)
