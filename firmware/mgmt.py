@@ -133,6 +133,10 @@ def buffers(u):
         d["cache"] = sum([len(s) for s in u.cache.slot])
     if u.raid is not None:
         d["raid_scratch"] = u.bs * (len(u.raid.scratch) + sum([len(s) for s in u.raid.lock.sets]))
+    for f in u.features.values():   # a feature's own buffers, where it reports them
+        fb = getattr(f, "buffers", None)
+        if fb is not None:
+            d.update(fb())
     return d
 
 

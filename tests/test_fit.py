@@ -115,6 +115,10 @@ def test_the_reference_rig_with_two_pairs_within_the_board_budget(tmp_path):
     frozen64 = peak - split["flash"]
     f32 = fitlib.frozen32(load_board(BOARD), cfg, dict(mem, live_peak=peak), tmp_path / "w")
     assert any("volcopy" in m for m in f32["breakdown"]["loaded"])
+    b = mem["buffers"]
+    assert b["volcopy.track"] == 4096                    # track_blocks = 1
+    # three bitmaps a pair (G, D, U), a bit a track: 0 -> 1 of 256 blocks, 2 -> 3 of 128
+    assert b["volcopy.bitmaps"] == 3 * 256 // 8 + 3 * 128 // 8
     budget = fitlib.size(load_board(BOARD)["heap_budget"])
     figures = ("live peak %.1f KiB from .mpy; frozen: %.1f KiB with 64-bit objects (%.1f KiB of bytecode in flash), "
                "%.1f KiB with 32-bit objects (%.1f after configure + %.1f the workload added); heap_budget %.0f KiB"

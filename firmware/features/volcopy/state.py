@@ -143,6 +143,10 @@ class VolCopy:
                     out.append((tbl, i, slots[i]))
         return out
 
+    def buffers(self):
+        """Its buffers by owner, for the unit's "mem" table (mgmt.buffers)."""
+        return {"volcopy.track": len(self.tbuf), "volcopy.bitmaps": sum([len(b) for b in self.bm.values()])}
+
     def index(self):
         """origs: volume id -> [(table, slot)] of the pairs it is the original of."""
         o = {}
