@@ -31,7 +31,8 @@ import json
 import sys
 
 ORDER = ("firmware.core.viper", "firmware.core", "firmware.wire", "firmware.args", "firmware.geometry",
-         "firmware.rowlock", "firmware.volmap", "firmware.cache", "firmware.raid", "firmware.store",
+         "firmware.rowlock", "firmware.writehole", "firmware.volmap", "firmware.cache", "firmware.raid",
+         "firmware.store",
          "firmware.iopath", "firmware.cha", "firmware.link", "firmware.peer", "firmware.features",
          "firmware.ldev", "firmware.mgmt", "firmware.dka", "firmware.jobs", "firmware.nvcache",
          "firmware.sm", "firmware.port", "firmware.unit")

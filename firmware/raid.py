@@ -25,9 +25,12 @@
 # different rows of a healthy group run at once, each with scratch buffers of its own
 # (`sc`, from the pool).  A method called without `sc` uses the RAID's own scratch
 # buffers and must be called with `self.lock` held.
+import asyncio
+
 from firmware import core, wire
 from firmware.geometry import capacity, locate, row_blocks  # noqa: F401  (the RAID layout)
 from firmware.rowlock import RowLocks
+from firmware.writehole import WriteHole
 
 GOOD = (wire.OK, wire.RECOVERED)
 # Drive statuses that mean "this drive is gone" (as opposed to one bad block).
@@ -35,7 +38,7 @@ _DRIVE_LOST = (wire.E_NOT_READY, wire.E_WRITE_FAULT, wire.E_TIMEOUT)
 HELD = -2   # drive_of(): the member a feature stands in for (see Raid.standin)
 
 
-class Raid:
+class Raid(WriteHole):
     def __init__(self, unit, block_size, max_members, sets=0):
         self.u = unit
         self.dka = unit.dka
@@ -57,6 +60,8 @@ class Raid:
             for m in g.get("failed") or ():
                 self.boot_absent[(g["id"], m)] = rb["pointer"] if rb and rb["member"] == m else 0
         self.hole_repairs = 0
+        self.plog = asyncio.Lock()   # held from a parity-log record's put to its clear
+        self.log_waits = 0           # logged writes that waited for the record
         self.double_faults = 0       # rows caught mid-write by a reset with a block unreadable
         self.standin = {}
 
@@ -86,7 +91,8 @@ class Raid:
     def counters(self):
         """The "raid" table."""
         return {"repaired": self.repaired, "lost_reads": self.lost_reads, "hole_repairs": self.hole_repairs,
-                "double_faults": self.double_faults, "row_sets": self.lock.nsets, "lock_waits": self.lock.waits}
+                "double_faults": self.double_faults, "row_sets": self.lock.nsets, "lock_waits": self.lock.waits,
+                "log_waits": self.log_waits}
 
     @staticmethod
     def _is_lost(g, m, row):
@@ -318,15 +324,20 @@ class Raid:
             # an old block is unreadable: write the row from the other data blocks instead
             return await self._reconstruct_write(g, row, m, p, data, sc)
         absent = self._absent(g, row, m, p)
-        if absent >= 0:
+        if absent < 0:
+            core.parity_update(ppar, old, data)
+            return await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
+        await self._log_take()   # the one parity-log record: one logged write at a time
+        try:
             st = await self._log_absent(g, row, m, p, absent, old, ppar, sc)
             if st not in GOOD:
                 return st
-        core.parity_update(ppar, old, data)
-        st = await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
-        if absent >= 0:
+            core.parity_update(ppar, old, data)
+            st = await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
             self._log_done()
-        return st
+            return st
+        finally:
+            self.plog.release()
 
     async def _reconstruct_write(self, g, row, m, p, data, sc=None):
         """Parity = XOR(new data, every other data block); write both."""
@@ -437,93 +448,22 @@ class Raid:
         absent = self._absent(g, row, -1, -1)
         logged = nv is not None and absent >= 0 and blocks[absent] is not None
         if logged:   # the absent member's data lives only in parity: log it first
+            await self._log_take()
             nv.plog_put(g["id"], row, absent, blocks[absent])
-        par = sc[-1]
-        core.xor_into(par, [b for b in blocks if b is not None])
-        ops = []
-        for m in range(n):
-            buf = par if blocks[m] is None else blocks[m]
-            ops.append((self.drive_of(g, m, row), "w", row, buf))
-        st = await self._write_ops(g, ops)
-        if logged:
-            self._log_done()
-        return st
-
-    # ---- the write hole -----------------------------------------------------------
-    def _guard_rebuilt_row(self, g, row):
-        """Before writing a row the rebuild has just passed: save its pointer, so after
-        a reset the spare is trusted for this row (a write here updates the spare and
-        the parity together; with an older pointer, the row would count as absent and a
-        write cut short could no longer be made whole)."""
-        rb = g.get("rebuild")
-        if rb and row < rb["pointer"] and row >= rb.get("saved", 0):
-            rb["saved"] = rb["pointer"]
-            self.u.sm.save()
-
-    def _absent(self, g, row, m, p):
-        """RAID5: a member other than m and p with no drive for this row, or -1."""
-        if g["level"] != 5 or not g["failed"]:
-            return -1
-        for k in range(len(g["members"])):
-            if k != m and k != p and self.drive_of(g, k, row) < 0:
-                return k
-        return -1
-
-    async def _log_absent(self, g, row, m, p, k, old, ppar, sc=None):
-        """Before a read-modify-write of a row whose member k is absent: log k's data
-        (old parity ^ old data ^ the other data blocks), so the row can be made whole
-        again whatever part of the write a reset lets through."""
-        sc = sc or self.scratch
-        nv = self.u.cache.nv if self.u.cache else None
-        if nv is None:
-            return wire.OK
-        acc = sc[-1]
-        core.xor_into(acc, [ppar, old])
-        ops = []
-        j = 2
-        for o in range(len(g["members"])):
-            if o not in (m, p, k):
-                ops.append((self.drive_of(g, o, row), "r", row, sc[j]))
-                j += 1
-        if ops:
-            sts = await self._io_all(ops)
-            for i in range(len(ops)):
-                if sts[i] not in GOOD:
-                    self._lost(g, ops[i][0], sts[i])
-                    return wire.E_DATA_LOST
-                core.xor_acc(acc, sc[2 + i])
-        nv.plog_put(g["id"], row, k, acc)
-        return wire.OK
-
-    def _log_done(self):
-        nv = self.u.cache.nv if self.u.cache else None
-        if nv is not None:
-            nv.plog_clear()
-
-    async def _repair(self):
-        """Boot found an open parity-log record: rewrite that row's parity from the
-        data on the drives and the logged data of the absent member."""
-        gid, row, k, data = self.pending_repair
-        self.pending_repair = None
-        g = self.u.group(gid)
-        if g is not None and g["level"] == 5:
-            n = len(g["members"])
-            p = (n - 1) - (row // g["chunk"]) % n
-            acc = self.scratch[-1]
-            acc[:] = data
-            ok = True
-            for o in range(n):
-                if o == k or o == p:
-                    continue
-                d = self.drive_of(g, o, row)
-                if d < 0 or await self.dka.read(d, row, 1, self.scratch[0]) not in GOOD:
-                    ok = False
-                    break
-                core.xor_acc(acc, self.scratch[0])
-            dp = self.drive_of(g, p, row)
-            if ok and dp >= 0 and await self.dka.write(dp, row, 1, acc) == wire.OK:
-                self.hole_repairs += 1
-        self._log_done()
+        try:
+            par = sc[-1]
+            core.xor_into(par, [b for b in blocks if b is not None])
+            ops = []
+            for m in range(n):
+                buf = par if blocks[m] is None else blocks[m]
+                ops.append((self.drive_of(g, m, row), "w", row, buf))
+            st = await self._write_ops(g, ops)
+            if logged:
+                self._log_done()
+            return st
+        finally:
+            if logged:
+                self.plog.release()
 
     async def _write_ops(self, g, ops):
         """Issue the writes that have a drive; the row survives if at most one member
