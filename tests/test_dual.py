@@ -134,6 +134,64 @@ def test_takeover_mid_workload_loses_no_acknowledged_write(rig):
     assert h.verify_all(0, 64) == 0
 
 
+def test_a_row_the_dead_master_left_half_written_gets_whole_parity_on_b(rig):
+    """A dies in the middle of a read-modify-write destage: the data block reached its
+    drive, the parity did not.  B holds the block dirty in its mirror and destages it
+    with the row's parity recomputed from its data (its read-modify-write would read the
+    new data back as the old and keep the stale parity): the row is whole, and the
+    row's other data block, rebuilt from that parity once its drive dies, reads back."""
+    import struct
+    import threading
+
+    from firmware.raid import locate
+
+    u, h = rig.unit(), rig.host()
+    g = u.table("groups")[0]
+    row, m, p = locate(g, 0)
+    other = next(b for b in range(1, 64) if locate(g, b)[0] == row and locate(g, b)[1] not in (m, p))
+    dm, dp = g["members"][m], g["members"][p]
+    h.write(0, 0, 64)
+    u.flush()
+    u.restart()                           # cold caches: the destage is a read-modify-write
+    h.write(0, 0, 1)                      # dirty in both caches
+    a = u.ctrl("A")
+    serve = a.link.drive_handler
+    parity = threading.Event()
+    seen = set()
+
+    def handler(d, kind, payload):
+        key = (d, kind, struct.unpack_from(wire.DIO_HEAD, payload)[0])
+        seen.add(key)
+        if key == (dp, wire.K_DWRITE, row):
+            parity.wait(120)              # held; after the kill the dual unit's fence refuses it
+        out = serve(d, kind, payload)
+        seen.add(key + ("served",))
+        return out
+
+    a.link.drive_blocks = lambda d: True  # each drive on a thread of its own: the held one alone waits
+    a.link.drive_handler = handler
+    t = threading.Thread(target=u.flush)  # A destages; after the kill the flush is B's
+    t.start()
+    try:
+        u.wait_for(lambda _: (dm, wire.K_DWRITE, row, "served") in seen and (dp, wire.K_DWRITE, row) in seen,
+                   timeout=60, what="A's data write landed, its parity write held")
+        u.kill_controller("A")
+    finally:
+        parity.set()
+    t.join(120)
+    assert not t.is_alive()
+    assert u.master() == "B" and u.ctrl_table("B", "dual")["suspect_rows"] >= 1
+    u.flush()
+    acc = bytes(u.block_size)
+    for d in g["members"]:
+        acc = bytes(x ^ y for x, y in zip(acc, u.drives[d].read_raw(row)))
+    assert not any(acc), "row %d: data and parity disagree" % row
+    lost = g["members"][locate(g, other)[1]]
+    u.inject(lost, "fail")
+    u.fail_drive(lost, "pulled")
+    assert h.verify_all(0, 64) == 0
+
+
 def test_volcopy_job_continues_on_b_from_its_sm_state(rig):
     u, h = rig.unit(), rig.host()
     for lba in range(0, 64, 2):

@@ -19,10 +19,12 @@
 import asyncio
 
 from firmware import peer, wire
+from firmware.cache import CLEAN
 from firmware.features.dual import mirror
 from firmware.features.dual.state import JOINING, MASTER, STANDBY, SUB_CTL
 from firmware.jobs import PAUSED, RUNNING
 from firmware.link import sleep_ms
+from firmware.volmap import key_gid
 
 SEQ_GAP = 1 << 20     # a new master numbers its writes above anything in flight from the old one
 ALIVE_MS = 1000
@@ -66,6 +68,25 @@ def become_master(d, seq=0):
             u.start_rebuild_job(g)
     u.destage_ev.set()
     u.trace("dual_master", d.letter(), d.peer_up)
+
+
+def suspect_rows(u):
+    """A takeover: the dead master may have left rows written part-way (a data block on
+    its drive, the parity not), and which ones it had in flight died with it.  Every
+    slot the mirror holds dirty is destaged with its row's parity recomputed from the
+    row's data, as after a reset for the slots that were in flight (else its
+    read-modify-write would keep the stale parity: old data read back = new data).
+    Not in a degraded group, where it would count the absent member's block of every
+    such row as lost (docs/dual.md)."""
+    c = u.cache
+    n = 0
+    for i in range(c.n):
+        if c.state[i] != CLEAN:
+            g = u.group(key_gid(c.key[i]))
+            if g is not None and g["level"] == 5 and not g["failed"]:
+                c.resync[i] = 1
+                n += 1
+    return n
 
 
 def stop_rebuilds(u, to):
@@ -158,6 +179,7 @@ async def take_over(d):
                               % d.letter()}
     d.peer_up = False
     d.c["takeovers"] += 1
+    d.c["suspect_rows"] += suspect_rows(d.u)
     become_master(d)
     return wire.OK, d.info()
 
