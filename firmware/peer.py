@@ -25,7 +25,7 @@ OWNERS = (
     (0x48, 0x49, "remote_copy"),        # control (JSON), copy data
     (0x50, 0x50, "parity_unit"),        # control (JSON)
     (0x60, 0x60, "mirror"),             # the job chain's messages
-    (0x68, 0x6C, "dual"),               # PUT, CLEAN, SM, control, forward
+    (0x68, 0x6D, "dual"),               # PUT, CLEAN, SM, control, forward, parity log
     (KIND_KEY | wire.K_PBLOCK, KIND_KEY | wire.K_PBLOCK, "parity_unit"),
     (KIND_KEY | wire.K_FC, KIND_KEY | wire.K_FC, "online_backup"),
 )

@@ -334,7 +334,7 @@ class Raid(WriteHole):
                 return st
             core.parity_update(ppar, old, data)
             st = await self._write_ops(g, [(dm, "w", row, data), (dp, "w", row, ppar)])
-            self._log_done()
+            await self._log_end()
             return st
         finally:
             self.plog.release()
@@ -449,7 +449,7 @@ class Raid(WriteHole):
         logged = nv is not None and absent >= 0 and blocks[absent] is not None
         if logged:   # the absent member's data lives only in parity: log it first
             await self._log_take()
-            nv.plog_put(g["id"], row, absent, blocks[absent])
+            await self._log_put(g["id"], row, absent, blocks[absent])
         try:
             par = sc[-1]
             core.xor_into(par, [b for b in blocks if b is not None])
@@ -459,7 +459,7 @@ class Raid(WriteHole):
                 ops.append((self.drive_of(g, m, row), "w", row, buf))
             st = await self._write_ops(g, ops)
             if logged:
-                self._log_done()
+                await self._log_end()
             return st
         finally:
             if logged:

@@ -59,6 +59,7 @@ class Unit:
         self.table_fns = {}
         self.path = iopath.Path()  # the I/O path's stages
         self.cache_observers = []
+        self.plog_observers = []   # async fn(record or None): the parity log opened / closed
         self.clean_observers = []  # fn(slot): a destage made that dirty slot clean
         self.destage_filter = None  # fn(key) -> False: another controller destages it
         self.standby = False       # a dual unit's standby controller (features/__init__.py)

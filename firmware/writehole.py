@@ -9,6 +9,8 @@
 # RAID's exclusive lock, but a write that took a row lock while its group was healthy
 # can find a member gone mid-operation, as can another such write on another row; the
 # record is therefore held (`plog`, taken by _log_take) from its put until its clear.
+# A dual unit's master also opens and closes it on its sibling (u.plog_observers), so
+# that a takeover can make the dead master's row whole (features/dual/plog.py).
 from firmware import core, wire
 
 GOOD = (wire.OK, wire.RECOVERED)
@@ -62,13 +64,23 @@ class WriteHole:
                     self._lost(g, ops[i][0], sts[i])
                     return wire.E_DATA_LOST
                 core.xor_acc(acc, sc[2 + i])
-        nv.plog_put(g["id"], row, k, acc)
+        await self._log_put(g["id"], row, k, acc)
         return wire.OK
 
-    def _log_done(self):
+    async def _log_put(self, gid, row, k, data):
+        """Open the record (the non-volatile cache's, and every plog observer's: the
+        dual unit's sibling) before the row is written."""
+        self.u.cache.nv.plog_put(gid, row, k, data)
+        for fn in self.u.plog_observers:
+            await fn((gid, row, k, data))
+
+    async def _log_end(self):
+        """The row is written: close the record, here and at the observers."""
         nv = self.u.cache.nv if self.u.cache else None
         if nv is not None:
             nv.plog_clear()
+            for fn in self.u.plog_observers:
+                await fn(None)
 
     async def _repair(self):
         """Boot found an open parity-log record: rewrite that row's parity from the
@@ -93,4 +105,4 @@ class WriteHole:
             dp = self.drive_of(g, p, row)
             if ok and dp >= 0 and await self.dka.write(dp, row, 1, acc) == wire.OK:
                 self.hole_repairs += 1
-        self._log_done()
+        await self._log_end()

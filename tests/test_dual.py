@@ -2,11 +2,14 @@
 MicroPython boards over the same drives, the cache and SM mirrored, takeover when A's
 board is killed, resynchronisation and handback when it returns."""
 import copy
+import struct
+import threading
 
 import pytest
 from conftest import have_micropython
 
 from firmware import wire
+from firmware.raid import locate
 from host.features import volcopy as vc
 from host.link import StatusError
 from host.rig import Rig, RigError
@@ -134,26 +137,10 @@ def test_takeover_mid_workload_loses_no_acknowledged_write(rig):
     assert h.verify_all(0, 64) == 0
 
 
-def test_a_row_the_dead_master_left_half_written_gets_whole_parity_on_b(rig):
-    """A dies in the middle of a read-modify-write destage: the data block reached its
-    drive, the parity did not.  B holds the block dirty in its mirror and destages it
-    with the row's parity recomputed from its data (its read-modify-write would read the
-    new data back as the old and keep the stale parity): the row is whole, and the
-    row's other data block, rebuilt from that parity once its drive dies, reads back."""
-    import struct
-    import threading
-
-    from firmware.raid import locate
-
-    u, h = rig.unit(), rig.host()
-    g = u.table("groups")[0]
-    row, m, p = locate(g, 0)
-    other = next(b for b in range(1, 64) if locate(g, b)[0] == row and locate(g, b)[1] not in (m, p))
-    dm, dp = g["members"][m], g["members"][p]
-    h.write(0, 0, 64)
-    u.flush()
-    u.restart()                           # cold caches: the destage is a read-modify-write
-    h.write(0, 0, 1)                      # dirty in both caches
+def kill_a_between_data_and_parity(u, dm, dp, row):
+    """A destages (a flush) a read-modify-write of `row`: its data block reaches drive
+    dm, its parity write to dp is held; then A's board is killed and B takes over (the
+    flush goes on on B)."""
     a = u.ctrl("A")
     serve = a.link.drive_handler
     parity = threading.Event()
@@ -170,7 +157,7 @@ def test_a_row_the_dead_master_left_half_written_gets_whole_parity_on_b(rig):
 
     a.link.drive_blocks = lambda d: True  # each drive on a thread of its own: the held one alone waits
     a.link.drive_handler = handler
-    t = threading.Thread(target=u.flush)  # A destages; after the kill the flush is B's
+    t = threading.Thread(target=u.flush)
     t.start()
     try:
         u.wait_for(lambda _: (dm, wire.K_DWRITE, row, "served") in seen and (dp, wire.K_DWRITE, row) in seen,
@@ -179,17 +166,63 @@ def test_a_row_the_dead_master_left_half_written_gets_whole_parity_on_b(rig):
     finally:
         parity.set()
     t.join(120)
-    assert not t.is_alive()
-    assert u.master() == "B" and u.ctrl_table("B", "dual")["suspect_rows"] >= 1
-    u.flush()
+    assert not t.is_alive() and u.master() == "B"
+
+
+def row_parity_whole(u, g, row):
     acc = bytes(u.block_size)
     for d in g["members"]:
         acc = bytes(x ^ y for x, y in zip(acc, u.drives[d].read_raw(row)))
-    assert not any(acc), "row %d: data and parity disagree" % row
+    return not any(acc)
+
+
+def test_a_row_the_dead_master_left_half_written_gets_whole_parity_on_b(rig):
+    """A dies in the middle of a read-modify-write destage: the data block reached its
+    drive, the parity did not.  B holds the block dirty in its mirror and destages it
+    with the row's parity recomputed from its data (its read-modify-write would read the
+    new data back as the old and keep the stale parity): the row is whole, and the
+    row's other data block, rebuilt from that parity once its drive dies, reads back."""
+    u, h = rig.unit(), rig.host()
+    g = u.table("groups")[0]
+    row, m, p = locate(g, 0)
+    other = next(b for b in range(1, 64) if locate(g, b)[0] == row and locate(g, b)[1] not in (m, p))
+    h.write(0, 0, 64)
+    u.flush()
+    u.restart()                           # cold caches: the destage is a read-modify-write
+    h.write(0, 0, 1)                      # dirty in both caches
+    kill_a_between_data_and_parity(u, g["members"][m], g["members"][p], row)
+    assert u.ctrl_table("B", "dual")["suspect_rows"] >= 1
+    u.flush()
+    assert row_parity_whole(u, g, row), "row %d: data and parity disagree" % row
     lost = g["members"][locate(g, other)[1]]
     u.inject(lost, "fail")
     u.fail_drive(lost, "pulled")
     assert h.verify_all(0, 64) == 0
+
+
+def test_the_dead_masters_parity_log_makes_its_degraded_row_whole_on_b(rig):
+    """The same in a degraded group: member k is gone, so before the row is written A
+    logs k's block (alive only in parity) and opens that record on B too.  A dies with
+    the data block on its drive and the parity not; B takes the record over and makes
+    the row whole before anything else: k's block reads back unchanged."""
+    u, h = rig.unit(), rig.host()
+    g = u.table("groups")[0]
+    row, m, p = locate(g, 0)
+    k = next(i for i in range(len(g["members"])) if i not in (m, p))
+    kblock = next(b for b in range(1, 64) if locate(g, b)[:2] == (row, k))
+    h.write(0, 0, 64)
+    u.flush()
+    u.restart()
+    u.inject(g["members"][k], "fail")
+    u.fail_drive(g["members"][k], "pulled")
+    h.write(0, 0, 1)
+    kill_a_between_data_and_parity(u, g["members"][m], g["members"][p], row)
+    b = u.ctrl_table("B", "dual")
+    assert b["plogs_applied"] >= 1 and b["plog_repairs"] == 1
+    assert h.read(0, kblock, 1) == 0     # alive only in parity
+    u.flush()
+    assert h.verify_all(0, 64) == 0
+    assert u.table("raid")["hole_repairs"] == 1
 
 
 def test_volcopy_job_continues_on_b_from_its_sm_state(rig):

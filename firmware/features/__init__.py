@@ -139,6 +139,9 @@ class Registration:
     def cache_observer(self, fn):
         self._listed(self.u.cache_observers, fn)
 
+    def plog_observer(self, fn):
+        self._listed(self.u.plog_observers, fn)
+
     def before_save(self, fn):
         self._listed(self.u.sm.before_save, fn)
 

@@ -4,6 +4,7 @@
 #   mirror.py   cache blocks, clean notices and the SM image to the sibling
 #   roles.py    join at boot, takeover, resync and handback
 #   forward.py  host I/O that reaches the standby, served by the master
+#   plog.py     the RAID5 parity log's record on the sibling too
 # The board definition says which controller this is and which peer path leads to its
 # sibling ("dual": {"controller": 0 | 1, "sibling": k}); the rig writes it.
 import binascii
@@ -11,7 +12,7 @@ import binascii
 from firmware import wire
 from firmware.args import Refused, need_int
 from firmware.cache import CLEAN, DIRTY
-from firmware.features.dual import forward, mirror, roles
+from firmware.features.dual import forward, mirror, plog, roles
 from firmware.features.dual.state import MASTER, Dual, settings
 from firmware.volmap import key_of
 
@@ -25,8 +26,11 @@ def validate(cfg, tables):
 def attach(u, reg):
     d = Dual(u, settings(u.sm.t["config"]))
     mirror.setup(d)
+    plog.setup(d)
     d.clean_fn = mirror.on_clean(d)
     reg.cache_observer(mirror.observer(d))
+    reg.plog_observer(plog.observer(d))
+    reg.peer(plog.SUB_PLOG, lambda u, req, p: plog.on_plog(d, u, req, p))
     reg.before_save(lambda: mirror.bump(d))
     reg.peer(mirror.SUB_PUT, lambda u, req, p: mirror.on_put(d, u, req, p))
     reg.peer(mirror.SUB_CLEAN, lambda u, req, p: mirror.on_clean_frame(d, u, req, p))

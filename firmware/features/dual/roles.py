@@ -20,7 +20,7 @@ import asyncio
 
 from firmware import peer, wire
 from firmware.cache import CLEAN
-from firmware.features.dual import mirror
+from firmware.features.dual import mirror, plog
 from firmware.features.dual.state import JOINING, MASTER, STANDBY, SUB_CTL
 from firmware.jobs import PAUSED, RUNNING
 from firmware.link import sleep_ms
@@ -180,6 +180,8 @@ async def take_over(d):
     d.peer_up = False
     d.c["takeovers"] += 1
     d.c["suspect_rows"] += suspect_rows(d.u)
+    if plog.take_over(d):
+        d.c["plog_repairs"] += 1
     become_master(d)
     return wire.OK, d.info()
 
@@ -192,6 +194,7 @@ async def _drop(d):
     if d.role == MASTER:
         return wire.E_STATE, {"error": "controller %s is master" % d.letter()}
     mirror.drop_cache(d)
+    plog.drop(d)
     return wire.OK, {}
 
 

@@ -71,7 +71,8 @@ class Dual:
         self.nfwd = 0                 # host requests being forwarded to the master
         self.c = {"puts_sent": 0, "puts_applied": 0, "blocks_mirrored": 0, "stale_puts": 0,
                   "put_busy": 0, "cleans_sent": 0, "cleans_applied": 0, "clean_overflow": 0,
-                  "sm_pushes": 0, "sm_applied": 0, "takeovers": 0, "suspect_rows": 0, "resyncs": 0,
+                  "sm_pushes": 0, "sm_applied": 0, "takeovers": 0, "suspect_rows": 0,
+                  "plogs_sent": 0, "plogs_applied": 0, "plog_repairs": 0, "resyncs": 0,
                   "resync_blocks": 0, "handbacks": 0, "peer_lost": 0, "desyncs": 0, "refused_io": 0,
                   "forwarded": 0, "fwd_busy": 0}
 
