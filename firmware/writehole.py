@@ -17,6 +17,7 @@ GOOD = (wire.OK, wire.RECOVERED)
 
 
 class WriteHole:
+    pending_repair: tuple   # (group, row, member, data) of an open record, or None (Raid, the unit)
     async def _log_take(self):
         if self.plog.locked():
             self.log_waits += 1
