@@ -5,14 +5,9 @@ import struct
 
 from firmware import wire
 
-# Counter names per drive status.
-_ERR = {
-    wire.RECOVERED: "recovered",
-    wire.E_MEDIUM: "medium",
-    wire.E_WRITE_FAULT: "write_fault",
-    wire.E_NOT_READY: "not_ready",
-    wire.E_TIMEOUT: "timeout",
-}
+# Counter names per drive status: (status, name) pairs (smaller than a dict).
+_ERR = ((wire.RECOVERED, "recovered"), (wire.E_MEDIUM, "medium"), (wire.E_WRITE_FAULT, "write_fault"),
+        (wire.E_NOT_READY, "not_ready"), (wire.E_TIMEOUT, "timeout"))
 
 FAILED = "failed"
 
@@ -53,7 +48,11 @@ class DKA:
         c[op] += 1
         self.u.sm.dirty = True      # statistics: saved by the SM saver within save_ms
         if st != wire.OK:
-            name = _ERR.get(st, "other")
+            name = "other"
+            for code, n in _ERR:
+                if code == st:
+                    name = n
+                    break
             key = op + "_" + name
             c[key] = c.get(key, 0) + 1
             if st != wire.RECOVERED:

@@ -14,19 +14,19 @@ from firmware.nvcache import NVCache
 from firmware.raid import GOOD, Raid
 from firmware.sm import SharedMemory
 
-BOARD_DEFAULTS = {
-    "name": "board",
-    "max_payload": 16384,   # largest frame payload the board accepts
-    "cache_slots": 64,
-    "max_members": 8,
-    "workers": 4,
-    "rx_chunk": 1024,       # bytes read from the serial port per call
-    "raid_sets": 0,         # rows of healthy groups worked on at once (0: one at a time)
-    "destage_ms": 20,
-    "save_ms": 500,
-    "retry_ms": 300,        # resend a drive/peer request not answered within this time
-    "nv_cache": False,      # keep dirty cache slots in a file too (battery-backed cache)
-}
+BOARD_DEFAULTS = (   # (key, value) pairs: a constant tuple, kept in flash when frozen
+    ("name", "board"),
+    ("max_payload", 16384),   # largest frame payload the board accepts
+    ("cache_slots", 64),
+    ("max_members", 8),
+    ("workers", 4),
+    ("rx_chunk", 1024),       # bytes read from the serial port per call
+    ("raid_sets", 0),         # rows of healthy groups worked on at once (0: one at a time)
+    ("destage_ms", 20),
+    ("save_ms", 500),
+    ("retry_ms", 300),        # resend a drive/peer request not answered within this time
+    ("nv_cache", False),      # keep dirty cache slots in a file too (battery-backed cache)
+)
 MAX_WARNINGS = 32
 FEATURE_REQUESTS = 6   # request slots added for the features (none without one, or with only LOCAL ones)
 

@@ -51,11 +51,13 @@ K_PEER_RESET = const(0x7D)  # link: peer u8 (0xFF: the host): it restarted its n
 K_DROPPED = const(0x7E)  # link: reason u8, channel u8, kind u8, seq u16 (no response)
 K_HELLO = const(0x7F)    # link: board announces itself after boot: JSON (no response)
 
-KINDS = {
-    K_READ: "READ", K_WRITE: "WRITE", K_FLUSH: "FLUSH", K_VOLINFO: "VOLINFO",
-    K_DREAD: "DREAD", K_DWRITE: "DWRITE", K_PEER: "PEER", K_PBLOCK: "PBLOCK", K_FC: "FC", K_MGMT: "MGMT",
-    K_LOG: "LOG", K_PEER_RESET: "PEER_RESET", K_DROPPED: "DROPPED", K_HELLO: "HELLO",
-}
+# (kind, name) pairs: a constant tuple, which a frozen firmware keeps in flash (a dict
+# would be built in RAM at import)
+KINDS = (
+    (K_READ, "READ"), (K_WRITE, "WRITE"), (K_FLUSH, "FLUSH"), (K_VOLINFO, "VOLINFO"), (K_DREAD, "DREAD"),
+    (K_DWRITE, "DWRITE"), (K_PEER, "PEER"), (K_PBLOCK, "PBLOCK"), (K_FC, "FC"), (K_MGMT, "MGMT"),
+    (K_LOG, "LOG"), (K_PEER_RESET, "PEER_RESET"), (K_DROPPED, "DROPPED"), (K_HELLO, "HELLO"),
+)
 # Which request kinds each channel group accepts.
 _HOST_KINDS = (K_READ, K_WRITE, K_FLUSH, K_VOLINFO)
 _DRIVE_KINDS = (K_DREAD, K_DWRITE)
@@ -92,19 +94,18 @@ E_WRITE_PROTECTED = const(0x2D)   # remote copy: a copy destination refuses host
 E_CONFLICT = const(0x2E)      # remote copy: an area overlapping (or sharing an LDEV / group with) another
 E_INTERNAL = const(0x30)
 
-STATUS = {
-    OK: "OK", RECOVERED: "RECOVERED", E_UNKNOWN_KIND: "UNKNOWN_KIND",
-    E_BAD_LENGTH: "BAD_LENGTH", E_BAD_CRC: "BAD_CRC", E_OUT_OF_RANGE: "OUT_OF_RANGE",
-    E_NO_VOLUME: "NO_VOLUME", E_BAD_PARAM: "BAD_PARAM", E_BUSY: "BUSY", E_STATE: "STATE",
-    E_UNKNOWN_CHANNEL: "UNKNOWN_CHANNEL", E_BAD_FRAME: "BAD_FRAME", E_TOO_LONG: "TOO_LONG",
-    E_MEDIUM: "MEDIUM_ERROR", E_WRITE_FAULT: "WRITE_FAULT", E_NOT_READY: "NOT_READY",
-    E_TIMEOUT: "TIMEOUT", E_PATH_DOWN: "PATH_DOWN", E_DATA_LOST: "DATA_LOST",
-    E_CHECK: "CHECK", E_RESERVATION_CONFLICT: "RESERVATION_CONFLICT",
-    E_LOGIN_REFUSED: "LOGIN_REFUSED", E_NOT_LOGGED_IN: "NOT_LOGGED_IN",
-    E_NO_SPACE: "NO_SPACE", E_COPY_IMPOSSIBLE: "COPY_IMPOSSIBLE", E_NO_TABLE: "NO_TABLE",
-    E_WRITE_PROTECTED: "WRITE_PROTECTED", E_CONFLICT: "CONFLICT",
-    E_INTERNAL: "INTERNAL",
-}
+STATUS = (   # (status, name) pairs, as KINDS
+    (OK, "OK"), (RECOVERED, "RECOVERED"), (E_UNKNOWN_KIND, "UNKNOWN_KIND"), (E_BAD_LENGTH, "BAD_LENGTH"),
+    (E_BAD_CRC, "BAD_CRC"), (E_OUT_OF_RANGE, "OUT_OF_RANGE"), (E_NO_VOLUME, "NO_VOLUME"),
+    (E_BAD_PARAM, "BAD_PARAM"), (E_BUSY, "BUSY"), (E_STATE, "STATE"), (E_UNKNOWN_CHANNEL, "UNKNOWN_CHANNEL"),
+    (E_BAD_FRAME, "BAD_FRAME"), (E_TOO_LONG, "TOO_LONG"), (E_MEDIUM, "MEDIUM_ERROR"),
+    (E_WRITE_FAULT, "WRITE_FAULT"), (E_NOT_READY, "NOT_READY"), (E_TIMEOUT, "TIMEOUT"),
+    (E_PATH_DOWN, "PATH_DOWN"), (E_DATA_LOST, "DATA_LOST"), (E_CHECK, "CHECK"),
+    (E_RESERVATION_CONFLICT, "RESERVATION_CONFLICT"), (E_LOGIN_REFUSED, "LOGIN_REFUSED"),
+    (E_NOT_LOGGED_IN, "NOT_LOGGED_IN"), (E_NO_SPACE, "NO_SPACE"), (E_COPY_IMPOSSIBLE, "COPY_IMPOSSIBLE"),
+    (E_NO_TABLE, "NO_TABLE"), (E_WRITE_PROTECTED, "WRITE_PROTECTED"), (E_CONFLICT, "CONFLICT"),
+    (E_INTERNAL, "INTERNAL"),
+)
 
 # Fixed request heads.
 IO_HEAD = "<HIH"     # vol, lba, count   (host READ / WRITE)
@@ -131,12 +132,19 @@ FC_HEAD = "<BBBBHIH"
 FC_HEAD_LEN = const(12)
 
 
+def _name(pairs, code):
+    for c, name in pairs:
+        if c == code:
+            return name
+    return "0x%02x" % code
+
+
 def status_name(st):
-    return STATUS.get(st, "0x%02x" % st)
+    return _name(STATUS, st)
 
 
 def kind_name(kind):
-    base = KINDS.get(kind & 0x7F, "0x%02x" % (kind & 0x7F))
+    base = _name(KINDS, kind & 0x7F)
     return base + ".resp" if kind & RESP else base
 
 

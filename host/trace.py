@@ -38,7 +38,7 @@ STATE_TABLES = ("config", "drives", "groups", "volumes", "jobs")
 IMPL_OPS = ("info",)
 IMPL_TABLES = ("mem", "link", "boot", "cache")
 
-_KIND_BY_NAME = {v: k for k, v in wire.KINDS.items()}
+_KIND_BY_NAME = {v: k for k, v in wire.KINDS}
 
 
 def digest(payload) -> str:
