@@ -159,7 +159,7 @@ def steps(a):
 
 
 def args():
-    argv = getattr(sys, "argv", ())   # the webassembly port has no argv: bench/mp_fit_wasm.mjs
+    argv = getattr(sys, "argv", ())   # the webassembly port has no argv: bench/wasm/mp_fit.mjs
     with open(argv[1] if len(argv) > 1 else "/fit_args.json") as f:   # writes /fit_args.json
         return json.load(f)
 

@@ -210,16 +210,23 @@ def test_heap_frozen(benchmark, tmp_path):
     assert 0 < flash < peak
 
 
+def pairs_run(tmp_path):
+    """The two-pair rig's run (fitlib.pairs_peak), once per session: (peak, config)."""
+    if not PAIRS:
+        p, c, mem = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
+                                      40 if QUICK else 400)
+        PAIRS.update(peak=p, configured=mem["configured"], config=c)
+    return PAIRS["peak"], PAIRS["config"]
+
+
 def test_heap_pairs_frozen(benchmark, tmp_path):
     """rigs/fit.toml (the reference rig with volcopy's two pairs): the .mpy peak less the
     bytecode in flash (the volcopy modules' too)."""
     out = {}
 
     def run():
-        out["peak"], cfg, mem = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
-                                                  40 if QUICK else 400)
+        out["peak"], cfg = pairs_run(tmp_path)
         out["d"] = fitlib.breakdown(load_board(BOARD), cfg, "source", tmp_path / "split")
-        PAIRS.update(peak=out["peak"], configured=mem["configured"], config=cfg)
 
     benchmark.group = "fit-heap"
     benchmark.pedantic(run, rounds=1, iterations=1)
@@ -254,10 +261,7 @@ def test_heap_frozen32(benchmark, tmp_path, rig):
             peak, configured = PEAKS["mpy"]
             cfg = rig_config(tmp_path / "cfg")
         else:
-            if not PAIRS:
-                p, c, mem = fitlib.pairs_peak(PAIRS_RIG, dict(on("mpy"), heap="1M"), tmp_path / "run",
-                                              40 if QUICK else 400)
-                PAIRS.update(peak=p, configured=mem["configured"], config=c)
+            pairs_run(tmp_path)
             peak, configured, cfg = PAIRS["peak"], PAIRS["configured"], PAIRS["config"]
         out.update(fitlib.frozen32(load_board(BOARD), cfg, {"live_peak": peak, "configured": configured},
                                    tmp_path / "w"))

@@ -449,8 +449,9 @@ class Raid(WriteHole):
         logged = nv is not None and absent >= 0 and blocks[absent] is not None
         if logged:   # the absent member's data lives only in parity: log it first
             await self._log_take()
-            await self._log_put(g["id"], row, absent, blocks[absent])
         try:
+            if logged:
+                await self._log_put(g["id"], row, absent, blocks[absent])
             par = sc[-1]
             core.xor_into(par, [b for b in blocks if b is not None])
             ops = []

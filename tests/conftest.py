@@ -146,6 +146,21 @@ def cut_power_at(u, when, land=True):
     return dead
 
 
+def rows_not_whole(u, g) -> list[int]:
+    """Rows of RAID5 group g whose blocks on the members' drives (read from the drives
+    themselves) do not XOR to zero: their parity disagrees with their data."""
+    imgs = [u.drives[d].image() for d in g["members"]]
+    bs = u.block_size
+    bad = []
+    for row in range(g["rows"]):
+        acc = int.from_bytes(imgs[0][row * bs:(row + 1) * bs], "little")
+        for img in imgs[1:]:
+            acc ^= int.from_bytes(img[row * bs:(row + 1) * bs], "little")
+        if acc:
+            bad.append(row)
+    return bad
+
+
 def random_blocks(n, seed, bs=512):
     """n blocks of seeded random bytes (the same for the same seed, on any machine)."""
     return random.Random(seed).randbytes(n * bs)

@@ -5,7 +5,7 @@ import random
 import threading
 
 import pytest
-from conftest import rig_desc
+from conftest import rig_desc, rows_not_whole
 
 from firmware import wire
 from firmware.raid import locate
@@ -81,21 +81,6 @@ def test_iodepth_16_random_writes_and_reads_verify_every_block(make_rig):
     assert h.verifier.checked > 0
 
 
-def _xor_of_members(u, g) -> list[int]:
-    """Rows whose blocks on the members' drives (read from the drives themselves) do
-    not XOR to zero: their parity disagrees with their data."""
-    imgs = [u.drives[d].image() for d in g["members"]]
-    bs = u.block_size
-    bad = []
-    for row in range(g["rows"]):
-        acc = int.from_bytes(imgs[0][row * bs:(row + 1) * bs], "little")
-        for img in imgs[1:]:
-            acc ^= int.from_bytes(img[row * bs:(row + 1) * bs], "little")
-        if acc:
-            bad.append(row)
-    return bad
-
-
 @pytest.mark.parametrize("board,cache_mode", [("emulator", "write-through"), ("emulator", "write-back"),
                                               ("cpython", "write-through")])
 def test_two_writers_and_a_rebuild_on_the_same_rows_leave_parity_whole(make_rig, board, cache_mode):
@@ -154,10 +139,10 @@ def test_two_writers_and_a_rebuild_on_the_same_rows_leave_parity_whole(make_rig,
     u.flush(0)
     g = u.table("groups")[0]
     assert g["state"] == "normal" and failed not in g["members"]
-    assert _xor_of_members(u, g) == []
+    assert rows_not_whole(u, g) == []
     d = u.drives[g["members"][2]]
     d.write_raw(5, bytes([d.read_raw(5)[0] ^ 1]) + d.read_raw(5)[1:])
-    assert _xor_of_members(u, g) == [5]          # the check sees one flipped bit
+    assert rows_not_whole(u, g) == [5]          # the check sees one flipped bit
     d.write_raw(5, bytes([d.read_raw(5)[0] ^ 1]) + d.read_raw(5)[1:])
     assert run_batch(u, gold, [[0, "r", lba, 8] for lba in range(0, 128, 8)], 4) == []
     assert gold.checked >= 128
