@@ -35,7 +35,7 @@ config_like = st.fixed_dictionaries({}, optional={
 @settings(max_examples=400, deadline=None)
 def test_configuration_parser_only_ever_refuses_with_a_reason(cfg):
     try:
-        tables = mgmt.build_tables(cfg, BOARD_DEFAULTS)
+        tables = mgmt.build_tables(cfg, dict(BOARD_DEFAULTS))
     except ValueError as e:
         assert str(e)
         return
