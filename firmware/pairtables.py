@@ -79,6 +79,15 @@ def group_of(t, lv):
     return -1
 
 
+def other_use(t, lv, own=-1):
+    """Why LV lv cannot take another pair: the 820# in use (not `own`) that names it,
+    as a message; None when there is none."""
+    gi = group_of(t, lv)
+    if gi >= 0 and gi != own:
+        return "LV %d is a %s (group table %d)" % (lv, t["820"][gi]["804"], gi)
+    return None
+
+
 def fill_group(t, gi, owner, role, v, gs, pi, a, b):
     """820 gi names pair pi for the groups of a..b of LV v (taken first when free)."""
     g = t["820"][gi]

@@ -146,6 +146,51 @@ def cut_power_at(u, when, land=True):
     return dead
 
 
+class DriveGates:
+    """Hold chosen drive requests of a link: hold((drive, kind, lba), ...) makes each
+    such request wait until release(); `arrived` and `landed` record (drive, kind, lba)
+    of every request that reached the handler and of every one served.  Each drive gets
+    a thread of its own (a held request stops its drive only).  With power_off() set,
+    nothing lands any more (a board whose power went: cut its process first)."""
+
+    def __init__(self, link):
+        self.link = link
+        self.serve = link.drive_handler
+        self.gates = {}
+        self.arrived, self.landed = set(), set()
+        self.off = threading.Event()
+        link.drive_blocks = lambda d: True
+        link.drive_handler = self._handle
+
+    def hold(self, *keys):
+        for k in keys:
+            self.gates[k] = threading.Event()
+
+    def release(self, *keys):
+        for k in keys or list(self.gates):
+            self.gates[k].set()
+
+    def power_off(self):
+        self.off.set()
+        self.release()
+
+    def close(self):
+        self.release()
+        self.link.drive_handler = self.serve
+
+    def _handle(self, d, kind, payload):
+        key = (d, kind, struct.unpack_from(wire.DIO_HEAD, payload)[0])
+        self.arrived.add(key)
+        gate = self.gates.get(key)
+        if gate is not None:
+            assert gate.wait(120), key
+        if self.off.is_set():
+            return wire.E_NOT_READY, b""
+        out = self.serve(d, kind, payload)
+        self.landed.add(key)
+        return out
+
+
 def rows_not_whole(u, g) -> list[int]:
     """Rows of RAID5 group g whose blocks on the members' drives (read from the drives
     themselves) do not XOR to zero: their parity disagrees with their data."""

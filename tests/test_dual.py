@@ -2,11 +2,10 @@
 MicroPython boards over the same drives, the cache and SM mirrored, takeover when A's
 board is killed, resynchronisation and handback when it returns."""
 import copy
-import struct
 import threading
 
 import pytest
-from conftest import have_micropython, rows_not_whole
+from conftest import DriveGates, have_micropython, rows_not_whole
 
 from firmware import wire
 from firmware.raid import locate
@@ -141,30 +140,16 @@ def kill_a_between_data_and_parity(u, dm, dp, row):
     """A destages (a flush) a read-modify-write of `row`: its data block reaches drive
     dm, its parity write to dp is held; then A's board is killed and B takes over (the
     flush goes on on B)."""
-    a = u.ctrl("A")
-    serve = a.link.drive_handler
-    parity = threading.Event()
-    seen = set()
-
-    def handler(d, kind, payload):
-        key = (d, kind, struct.unpack_from(wire.DIO_HEAD, payload)[0])
-        seen.add(key)
-        if key == (dp, wire.K_DWRITE, row):
-            parity.wait(120)              # held; after the kill the dual unit's fence refuses it
-        out = serve(d, kind, payload)
-        seen.add(key + ("served",))
-        return out
-
-    a.link.drive_blocks = lambda d: True  # each drive on a thread of its own: the held one alone waits
-    a.link.drive_handler = handler
+    gates = DriveGates(u.ctrl("A").link)
+    gates.hold((dp, wire.K_DWRITE, row))  # after the kill, the dual unit's fence refuses it
     t = threading.Thread(target=u.flush)
     t.start()
     try:
-        u.wait_for(lambda _: (dm, wire.K_DWRITE, row, "served") in seen and (dp, wire.K_DWRITE, row) in seen,
+        u.wait_for(lambda _: (dm, wire.K_DWRITE, row) in gates.landed and (dp, wire.K_DWRITE, row) in gates.arrived,
                    timeout=60, what="A's data write landed, its parity write held")
         u.kill_controller("A")
     finally:
-        parity.set()
+        gates.release()
     t.join(120)
     assert not t.is_alive() and u.master() == "B"
 

@@ -2,10 +2,9 @@
 and during a rebuild; it boots from its persisted SM and non-volatile cache, the rebuild
 goes on from its persisted pointer, and every acknowledged write reads back.  A write
 in flight at the kill holds either its old or its new data (never anything else)."""
-import struct
 
 import pytest
-from conftest import cut_power_at, have_micropython, rig_desc, rows_not_whole
+from conftest import DriveGates, cut_power_at, have_micropython, random_blocks, rig_desc, rows_not_whole
 
 from firmware import wire
 from firmware.raid import locate
@@ -98,10 +97,6 @@ def test_two_writes_that_find_their_group_degraded_mid_operation_take_the_parity
     logged row is made whole, and member 2's blocks — never written by the host, alive
     only in parity — read back unchanged.  (With the record overwritten, one row came
     back with data and parity that disagree: member 2's block read back wrong.)"""
-    import threading
-
-    from conftest import random_blocks
-
     rig = make_rig(rig_desc(cache_mode="write-through"), board=board)
     u = rig.unit()
     bs = u.block_size
@@ -113,51 +108,29 @@ def test_two_writes_that_find_their_group_degraded_mid_operation_take_the_parity
     old = random_blocks(6, 11, bs)
     u.write(0, 0, old)
     u.restart()                         # a cold cache: each write reads its old data and parity
-    gates = {(d[0], wire.K_DREAD, 0): threading.Event(), (d[1], wire.K_DREAD, 1): threading.Event()}
-    arrived, landed = set(), set()
-    dead = threading.Event()
-    serve = u.link.drive_handler
-
-    def handler(drv, kind, payload):
-        lba = struct.unpack_from(wire.DIO_HEAD, payload)[0]
-        key = (drv, kind, lba)
-        arrived.add(key)
-        gate = gates.get(key)
-        if gate is not None:
-            assert gate.wait(120), key
-        if dead.is_set():
-            return wire.E_NOT_READY, b""    # the power is off: nothing lands any more
-        out = serve(drv, kind, payload)
-        landed.add(key)
-        return out
-
-    u.link.drive_blocks = lambda drv: True   # each drive on a thread of its own: a gate holds one drive
-    u.link.drive_handler = handler
+    old_reads = [(d[0], wire.K_DREAD, 0), (d[1], wire.K_DREAD, 1)]
+    gates = DriveGates(u.link)
+    gates.hold(*old_reads)
     new = random_blocks(2, 12, bs)
     w1 = u.start_io("w", 0, 0, new[:bs])
     w2 = u.start_io("w", 0, 3, new[bs:])
-    u.wait_for(lambda _: all(k in arrived for k in list(gates)), timeout=60,
+    u.wait_for(lambda _: all(k in gates.arrived for k in old_reads), timeout=60,
                what="both writes waiting on their old data")
     u.fail_drive(d[2], "pulled")
     assert u.table("groups")[0]["failed"] == [2]
-    held_parity = {(d[3], wire.K_DWRITE, 0): threading.Event(), (d[3], wire.K_DWRITE, 1): threading.Event()}
-    releasing = list(gates.values())
-    gates.update(held_parity)           # the parity writes will not land
-    for ev in releasing:
-        ev.set()
+    gates.hold((d[3], wire.K_DWRITE, 0), (d[3], wire.K_DWRITE, 1))   # the parity writes will not land
+    gates.release(*old_reads)
     data_writes = {(d[0], wire.K_DWRITE, 0), (d[1], wire.K_DWRITE, 1)}
 
     def both_logged_or_one_waiting(x):
-        n = len(data_writes & landed)
+        n = len(data_writes & gates.landed)
         return n == 2 or (n == 1 and x.table("raid")["log_waits"] >= 1)
 
     u.wait_for(both_logged_or_one_waiting, timeout=60, what="a data block written, its parity held")
     waits = u.table("raid")["log_waits"]
     u.launcher.kill()                    # the power goes
-    dead.set()
-    for ev in held_parity.values():
-        ev.set()
-    u.link.drive_handler = serve
+    gates.power_off()
+    gates.close()
     u.kill()
     u.start(configure=False)
     del w1, w2                           # never answered: each block reads old or new

@@ -350,8 +350,7 @@ async def resync(d):
     st, r = await peer.call(u, d.sib, SUB_CTL, {"op": "drop"})
     if st != wire.OK:
         return st
-    d.peer_up = True
-    d.peer_epoch += 1
+    d.in_step()
     d.sm_sent = 0
     st = await push_sm(d)
     s = 0

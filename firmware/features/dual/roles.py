@@ -130,8 +130,7 @@ async def ask_handback(d):
     while d.live and d.role == STANDBY:
         st, r = await peer.call(d.u, d.sib, SUB_CTL, {"op": "handback", "from": d.me}, timeout=ROLE_MS)
         if st == wire.OK:
-            d.peer_up = True
-            d.peer_epoch += 1
+            d.in_step()
             become_master(d, r.get("seq", 0))
             d.c["handbacks"] += 1
             return

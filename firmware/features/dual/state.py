@@ -86,6 +86,11 @@ class Dual:
             u.clean_observers.remove(self.clean_fn)
         u.standby = False
 
+    def in_step(self):
+        """The sibling has come in step (a new standby): mirror to it, a new epoch."""
+        self.peer_up = True
+        self.peer_epoch += 1
+
     def letter(self):
         return LETTERS[self.me]
 

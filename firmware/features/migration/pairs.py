@@ -35,9 +35,9 @@ class Pairs:
 
     def check(self, v):
         """Refuse (nothing changed) unless LV v could take an 830 and an 820 now."""
-        gi = pairtables.group_of(self.t, v["id"])
-        if gi >= 0:
-            raise Refused(wire.E_STATE, "LV %d is a %s (group table %d)" % (v["id"], self.t["820"][gi]["804"], gi))
+        why = pairtables.other_use(self.t, v["id"])
+        if why:
+            raise Refused(wire.E_STATE, why)
         if pairtables.free_index(self.t["830"]) < 0:
             raise Refused(wire.E_NO_TABLE, "no free pair (830) table in the pool")
         if pairtables.free_index(self.t["820"]) < 0:

@@ -36,9 +36,6 @@ class RemotePort(Port):
         d = self._dual()
         self.lost_at = d.peer_epoch if (not v and d is not None) else -1
 
-    def lose(self):
-        self.up = False
-
     def initiator(self, dest):
         return RemoteInitiator(self, dest)
 
@@ -47,7 +44,7 @@ class RemotePort(Port):
         asyncio.create_task(init.run())
 
     def fail(self):
-        self.lose()
+        self.up = False
 
 
 class RemoteInitiator:
@@ -67,7 +64,7 @@ class RemoteInitiator:
         struct.pack_into(wire.FC_HEAD, self.hb, 0, op, p.alpa, self.dest, 0, lu, lba, n)
         st, _ = await peer.request(p.ob.u, p.ch, wire.K_FC, self.hb, data, self.into)
         if st in LOST:
-            p.lose()              # the standby is gone: the backup goes on elsewhere
+            p.fail()              # the standby is gone: the backup goes on elsewhere
         return st
 
     async def run(self):

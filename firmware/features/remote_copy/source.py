@@ -105,9 +105,9 @@ def _area(rc, u, cmd):
         raise Refused(wire.E_OUT_OF_RANGE, "LV %d does not map address %d" % (v["id"], ldev.unmapped(v, a, b - a + 1)))
     if rc.is_dest(v):
         raise Refused(wire.E_STATE, "LV %d is a copy destination" % v["id"])
-    gi = pairtables.group_of(rc.t, v["id"])
-    if gi >= 0 and rc.sources.get(v["id"]) != gi:
-        raise Refused(wire.E_STATE, "LV %d is a %s (group table %d)" % (v["id"], rc.t["820"][gi]["804"], gi))
+    why = pairtables.other_use(rc.t, v["id"], rc.sources.get(v["id"], -1))
+    if why:
+        raise Refused(wire.E_STATE, why)
     gs = rc.gsize(v)
     for i in rc.pairs_of(v["id"]):
         s = rc.pair(i)
